@@ -1,0 +1,118 @@
+"""Capture activations with hooks on only the layers needed, and stop the forward early.
+
+The context manager freezes the weights (no weight gradients are computed), puts the model
+in eval mode and registers forward hooks on the requested layers. As soon as every requested
+layer has produced its output the forward pass is aborted, so a channel of an early block
+costs a fraction of a full forward. Everything is restored in ``finally``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import nn
+
+from featviz.errors import FeatvizError, RenderError
+from featviz.models.adapter import INPUT, LOGITS, ModelAdapter
+
+
+class _StopForward(Exception):
+    """Raised inside a hook to end the forward pass once every needed layer has run."""
+
+
+class Activations(dict[str, torch.Tensor]):
+    """Layer name -> activation, plus the adapter (for class names and token grids)."""
+
+    def __init__(self, adapter: ModelAdapter, *args: Any) -> None:
+        super().__init__(*args)
+        self.adapter = adapter
+
+
+class Capture:
+    """Runs the model and returns the activations of the hooked layers (see :func:`capture`)."""
+
+    def __init__(self, adapter: ModelAdapter, layers: Iterable[str], truncate: bool = True) -> None:
+        self.adapter = adapter
+        self.layers = tuple(dict.fromkeys(adapter.layer_name(layer) for layer in layers))
+        self.modules = [l for l in self.layers if l not in (LOGITS, INPUT)]
+        self.needs_output = LOGITS in self.layers
+        self.truncate = truncate and not self.needs_output
+        self._store: dict[str, torch.Tensor] = {}
+        self.handles: list[torch.utils.hooks.RemovableHandle] = []
+
+    def _hook(self, name: str) -> Any:
+        def hook(module: nn.Module, inputs: Any, output: Any) -> None:
+            if name in self._store:  # a module called twice: keep the first call
+                return
+            tensor = output[0] if isinstance(output, (tuple, list)) else output
+            self._store[name] = tensor
+            if self.truncate and len(self._store) == len(self.modules):
+                raise _StopForward
+
+        return hook
+
+    def __call__(self, images: torch.Tensor) -> Activations:
+        """Forward ``images`` (RGB in [0, 1]) and return the captured activations."""
+        self._store = {}
+        acts = Activations(self.adapter)
+        if INPUT in self.layers:
+            acts[INPUT] = images
+        if not self.modules and not self.needs_output:
+            return acts
+        try:
+            output = self.adapter(images)
+        except _StopForward:
+            output = None
+        except FeatvizError:
+            raise
+        except RuntimeError as err:
+            h, w = images.shape[-2:]
+            raise RenderError(f"{self.adapter.name} failed on a {h}x{w} input: {err}") from err
+        acts.update(self._store)
+        if self.needs_output:
+            acts[LOGITS] = output
+        missing = [m for m in self.modules if m not in acts]
+        if missing:
+            raise RenderError(f"layers {missing} did not run in the forward pass of {self.adapter.name}")
+        return acts
+
+
+@contextmanager
+def capture(
+    adapter: ModelAdapter, layers: Iterable[str], *, truncate: bool = True, freeze: bool = True
+) -> Iterator[Capture]:
+    """Hook ``layers`` of ``adapter`` for the duration of the block.
+
+    Inside, the model is in eval mode and (with ``freeze``) no parameter requires grad.
+    On exit, hooks are removed and the training flag and every parameter's
+    ``requires_grad`` are restored, also when the block raised.
+    """
+    module = adapter.module
+    cap = Capture(adapter, layers, truncate=truncate)
+    was_training = module.training
+    grad_flags = [(p, p.requires_grad) for p in module.parameters()]
+    try:
+        module.eval()
+        if freeze:
+            for p, _ in grad_flags:
+                p.requires_grad_(False)
+        for name in cap.modules:
+            cap.handles.append(adapter.get_module(name).register_forward_hook(cap._hook(name)))
+        yield cap
+    finally:
+        for handle in cap.handles:
+            handle.remove()
+        cap.handles.clear()
+        for p, flag in grad_flags:
+            p.requires_grad_(flag)
+        module.train(was_training)
+
+
+def hook_count(module: nn.Module) -> int:
+    """Number of forward (pre-)hooks registered anywhere under ``module``."""
+    return sum(
+        len(m._forward_hooks) + len(m._forward_pre_hooks) for m in module.modules()
+    )

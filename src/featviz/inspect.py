@@ -1,0 +1,60 @@
+"""Model inspection: every layer with its output shape (what ``featviz layers`` prints)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from featviz.models import ModelAdapter
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    name: str
+    kind: str
+    shape: tuple[int, ...]  # output shape for one image, without the batch dimension
+    channels: int | None
+
+    @property
+    def depth(self) -> int:
+        return self.name.count(".")
+
+
+def _channels(shape: tuple[int, ...]) -> int | None:
+    if len(shape) == 3:  # [C, H, W]
+        return shape[0]
+    if len(shape) in (1, 2):  # [C] or [tokens, C]
+        return shape[-1]
+    return None
+
+
+@torch.no_grad()
+def layer_table(adapter: ModelAdapter, size: int | None = None) -> list[LayerInfo]:
+    """Run one grey image through the model and record each module's output shape."""
+    size = size or adapter.input_size
+    shapes: dict[str, tuple[int, ...]] = {}
+    handles = []
+
+    def hook_for(name: str):  # type: ignore[no-untyped-def]
+        def hook(module, inputs, output):  # type: ignore[no-untyped-def]
+            out = output[0] if isinstance(output, (tuple, list)) else output
+            if isinstance(out, torch.Tensor) and name not in shapes:
+                shapes[name] = tuple(out.shape[1:])
+
+        return hook
+
+    module = adapter.module
+    was_training = module.training
+    try:
+        module.eval()
+        for name, mod in module.named_modules():
+            if name:
+                handles.append(mod.register_forward_hook(hook_for(name)))
+        adapter(torch.full((1, 3, size, size), 0.5, device=adapter.device))
+    finally:
+        for h in handles:
+            h.remove()
+        module.train(was_training)
+    modules = dict(module.named_modules())
+    return [LayerInfo(n, type(m).__name__, shapes[n], _channels(shapes[n])) for n, m in modules.items() if n in shapes]

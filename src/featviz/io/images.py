@@ -1,0 +1,115 @@
+"""Reading and writing images, and the natural photos that ship with installed packages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from featviz.errors import ImageError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def to_tensor(array: np.ndarray) -> torch.Tensor:
+    """HxW, HxWx3 or HxWx4 uint8/float array -> float ``[3, H, W]`` in [0, 1]."""
+    arr = np.asarray(array)
+    if arr.ndim == 2:
+        arr = np.stack([arr] * 3, axis=-1)
+    if arr.ndim != 3 or arr.shape[-1] not in (3, 4):
+        raise ImageError(f"expected an HxW or HxWx3 image, got an array of shape {arr.shape}")
+    arr = arr[..., :3]
+    scale = 255.0 if arr.dtype == np.uint8 else 1.0
+    return torch.from_numpy(np.array(arr, copy=True)).permute(2, 0, 1).float() / scale
+
+
+def load_image(path: str | Path, size: int | Sequence[int] | None = None) -> torch.Tensor:
+    """Read an image file as ``[3, H, W]`` in [0, 1], optionally resized (see :func:`resize`)."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"image file not found: {path}")
+    try:
+        with Image.open(path) as im:
+            array = np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError) as err:
+        raise ImageError(f"{path} is not an image that Pillow can read ({err})") from None
+    image = to_tensor(array)
+    return resize(image, size) if size is not None else image
+
+
+def resize(image: torch.Tensor, size: int | Sequence[int], crop: bool = True) -> torch.Tensor:
+    """Resize ``[3, H, W]`` (or a batch) so the short side is ``size`` and centre-crop to a
+    square; a pair ``(h, w)`` resizes to exactly that."""
+    batch = image if image.dim() == 4 else image[None]
+    if isinstance(size, int):
+        h, w = batch.shape[-2:]
+        scale = size / min(h, w)
+        nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+        batch = F.interpolate(batch, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
+        if crop:
+            top, left = (nh - size) // 2, (nw - size) // 2
+            batch = batch[..., top : top + size, left : left + size]
+    else:
+        batch = F.interpolate(batch, size=tuple(size), mode="bilinear", antialias=True, align_corners=False)
+    batch = batch.clamp(0, 1)
+    return batch if image.dim() == 4 else batch[0]
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """``[3, H, W]`` in [0, 1] -> HxWx3 uint8."""
+    arr = image.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+    return np.ascontiguousarray(arr)
+
+
+def save_image(image: torch.Tensor, path: str | Path) -> Path:
+    """Write one ``[3, H, W]`` image as PNG (or any format Pillow knows from the suffix)."""
+    from PIL import Image
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(to_uint8(image)).save(path)
+    return path
+
+
+def natural_images() -> dict[str, torch.Tensor]:
+    """Photos shipped inside scikit-image and scikit-learn (no download), as ``[3, H, W]``.
+
+    Used as the reference for "beats natural images" checks and for the MACO spectrum.
+    """
+    out: dict[str, torch.Tensor] = {}
+    try:
+        import skimage.data as data
+
+        for name in ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field",
+                     "immunohistochemistry", "retina"):
+            out[name] = to_tensor(getattr(data, name)())
+        left, right, _ = data.stereo_motorcycle()
+        out["motorcycle"] = to_tensor(left)
+    except ImportError:
+        pass
+    try:
+        from sklearn.datasets import load_sample_images
+
+        for fname, img in zip(load_sample_images().filenames, load_sample_images().images):
+            out[Path(fname).stem] = to_tensor(img)
+    except ImportError:
+        pass
+    if not out:
+        raise ImageError("no natural images available: pip install scikit-image or scikit-learn")
+    return out
+
+
+def image_files(folder: str | Path) -> list[Path]:
+    """Image files directly in ``folder`` (sorted), or an error naming what was expected."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ImageError(f"expected a folder of images, got {folder}")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ImageError(f"{folder} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
+    return files

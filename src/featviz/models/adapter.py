@@ -1,0 +1,142 @@
+"""ModelAdapter: a module plus what it takes to feed it images and name its parts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from featviz.errors import RenderError, UnknownLayerError, suggestion
+from featviz.models.labels import Labels
+
+#: Pseudo-layer names that are not modules: the model's output and the image itself.
+LOGITS = "logits"
+INPUT = "input"
+PSEUDO_LAYERS = (LOGITS, INPUT)
+
+
+class ModelAdapter:
+    """A vision model that takes RGB images in [0, 1] and normalizes them itself.
+
+    Args:
+        module: the network; its forward takes a normalized ``[B, 3, H, W]`` batch.
+        mean, std: per-channel normalization applied to [0, 1] images.
+        input_size: the resolution the model was trained at (used as default render size);
+            inferred for patch-embedding transformers, else 224.
+        min_size: the smallest input the model accepts.
+        labels: class names of the output logits, if it is a classifier.
+        name: a name for records and messages.
+        prefix_tokens: for token outputs ``[B, T, C]``, how many leading tokens (class,
+            register) are not part of the spatial grid. ``None`` infers it from the model's
+            ``num_prefix_tokens`` attribute or from the token count.
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        *,
+        mean: Sequence[float] = (0.485, 0.456, 0.406),
+        std: Sequence[float] = (0.229, 0.224, 0.225),
+        input_size: int | None = None,
+        min_size: int = 32,
+        labels: Labels | None = None,
+        name: str | None = None,
+        prefix_tokens: int | None = None,
+    ) -> None:
+        if len(mean) != 3 or len(std) != 3:
+            raise ValueError(f"mean and std need 3 values (RGB), got {mean!r} and {std!r}")
+        self.module = module
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(s) for s in std)
+        # Patch-embedding transformers (timm ViTs) accept only the size they were built for.
+        patch_embed = getattr(module, "patch_embed", None)
+        self.fixed_size = bool(getattr(patch_embed, "strict_img_size", False))
+        if input_size is None:
+            built = getattr(patch_embed, "img_size", None) if self.fixed_size else None
+            input_size = int(built[0]) if built else 224
+        self.input_size = int(input_size)
+        self.min_size = int(min_size)
+        self.labels = labels
+        self.name = name or type(module).__name__
+        if prefix_tokens is None:
+            prefix_tokens = getattr(module, "num_prefix_tokens", None)
+        self.prefix_tokens = prefix_tokens
+        self._modules = dict(module.named_modules())
+
+    def __repr__(self) -> str:
+        return f"ModelAdapter({self.name!r}, input_size={self.input_size})"
+
+    # -- running -----------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        for p in self.module.parameters():
+            return p.device
+        return torch.device("cpu")
+
+    def to(self, device: torch.device | str) -> ModelAdapter:
+        self.module.to(device)
+        return self
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """Map [0, 1] RGB images to the model's input space."""
+        mean = images.new_tensor(self.mean).view(1, 3, 1, 1)
+        std = images.new_tensor(self.std).view(1, 3, 1, 1)
+        return (images - mean) / std
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        self.check_size(images.shape[-2], images.shape[-1])
+        return self.module(self.normalize(images))
+
+    def check_size(self, height: int, width: int) -> None:
+        if min(height, width) < self.min_size:
+            raise RenderError(
+                f"image size {height}x{width} is too small for {self.name}: "
+                f"expected at least {self.min_size}x{self.min_size} pixels"
+            )
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor, k: int = 5) -> list[list[tuple[int, str, float]]]:
+        """Top-k (index, name, probability) for each image of a [0, 1] batch."""
+        was_training = self.module.training
+        self.module.eval()
+        try:
+            probs = self(images.to(self.device)).softmax(-1)
+        finally:
+            self.module.train(was_training)
+        top = probs.topk(k, dim=-1)
+        out = []
+        for values, indices in zip(top.values.tolist(), top.indices.tolist()):
+            names = [self.labels.name(i) if self.labels else str(i) for i in indices]
+            out.append(list(zip(indices, names, values)))
+        return out
+
+    # -- layers ------------------------------------------------------------------------------
+    def layers(self) -> list[str]:
+        """Dotted paths of every submodule, in definition order (the root excluded)."""
+        return [n for n in self._modules if n]
+
+    def layer_name(self, layer: str | nn.Module) -> str:
+        """Validate a layer given by name or module; return its dotted path."""
+        if isinstance(layer, nn.Module):
+            for name, mod in self._modules.items():
+                if mod is layer and name:
+                    return name
+            raise UnknownLayerError(f"module {type(layer).__name__} is not part of {self.name}")
+        if layer in PSEUDO_LAYERS or (layer in self._modules and layer):
+            return layer
+        names = self.layers()
+        raise UnknownLayerError(
+            f"unknown layer {layer!r} in {self.name} ({len(names)} layers; "
+            f"`featviz layers` lists them).{suggestion(layer, names + list(PSEUDO_LAYERS))}"
+        )
+
+    def get_module(self, layer: str) -> nn.Module:
+        return self._modules[self.layer_name(layer)]
+
+    def class_index(self, key: int | str) -> int:
+        if self.labels is None:
+            if isinstance(key, int) or str(key).isdigit():
+                return int(key)
+            raise UnknownLayerError(f"{self.name} has no class labels; give a class index, not {key!r}")
+        return self.labels.index(key)

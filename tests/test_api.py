@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import featviz
+
+PUBLIC = [
+    "DEFAULT_MODEL", "FeatvizError", "FourierImage", "ImageError", "Labels", "MacoImage", "ModelAdapter",
+    "Objective", "PixelImage", "RECIPES", "Recipe", "RenderError", "RenderResult", "UnitError",
+    "UnknownClassError", "UnknownLayerError", "UnknownModelError", "batched", "capture", "channel",
+    "channels", "class_logit", "class_probability", "direction", "diversity", "get_recipe",
+    "imagenet_labels", "l1", "l2", "layer", "load_model", "neuron", "parse_objective", "parse_unit",
+    "render", "total_variation",
+]
+
+
+def test_public_names_are_pinned():
+    assert sorted(featviz.__all__) == sorted(PUBLIC)
+    for name in PUBLIC:
+        assert hasattr(featviz, name)
+
+
+def test_import_is_light():
+    code = ("import sys, featviz; heavy = {'flask', 'fastapi', 'aiohttp', 'uvicorn', 'timm', 'sklearn', "
+            "'imageio', 'click'} & set(sys.modules); print(sorted(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_recipes_are_documented():
+    assert {"naive", "gray", "robust", "l2", "blur", "lucid", "maco", "default"} <= set(featviz.RECIPES)
+    assert all(r.description for r in featviz.RECIPES.values())

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+import featviz
+from featviz.hooks import capture, hook_count
+
+
+def _grad_flags(module):
+    return [p.requires_grad for p in module.parameters()]
+
+
+def test_render_leaves_no_hook_and_restores_the_model(lite0):
+    module = lite0.module
+    module.train()
+    module.classifier.weight.requires_grad_(False)  # a caller's own mix of flags
+    flags = _grad_flags(module)
+    before = hook_count(module)
+    featviz.render(lite0, "blocks.3:5 + logits:hen", steps=3, size=64, progress=False)
+    assert hook_count(module) == before == 0
+    assert _grad_flags(module) == flags
+    assert module.training
+    module.eval()
+    module.classifier.weight.requires_grad_(True)
+
+
+def test_hooks_are_removed_after_an_error(lite0):
+    module = lite0.module
+    flags = _grad_flags(module)
+    with pytest.raises(featviz.UnitError, match="24 channels"):
+        featviz.render(lite0, "blocks.1:99", steps=3, size=64, progress=False)
+    assert hook_count(module) == 0
+    assert _grad_flags(module) == flags and not module.training
+
+
+def test_weights_are_frozen_inside_a_render(lite0):
+    seen = []
+
+    def spy(state):
+        seen.append(all(p.grad is None for p in lite0.module.parameters()))
+        seen.append(any(p.requires_grad for p in lite0.module.parameters()))
+
+    featviz.render(lite0, "blocks.2:1", steps=2, size=64, progress=False, callbacks=[spy])
+    assert seen == [True, False, True, False]
+
+
+def test_forward_stops_after_the_deepest_needed_layer(lite0):
+    ran = []
+    handles = [lite0.module.blocks[i].register_forward_hook(lambda m, i, o, n=i: ran.append(n)) for i in range(7)]
+    try:
+        with capture(lite0, ["blocks.2", "blocks.1"]) as cap:
+            acts = cap(torch.rand(1, 3, 64, 64))
+    finally:
+        for h in handles:
+            h.remove()
+    assert set(acts) == {"blocks.1", "blocks.2"}
+    assert ran == [0, 1, 2]  # blocks 3..6 never ran

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from skimage import data
+
+import featviz
+from featviz.io.images import resize, to_tensor
+
+
+@pytest.mark.parametrize(("photo", "index", "name"), [("chelsea", 285, "Egyptian cat"), ("coffee", 967, "espresso")])
+def test_embedded_model_classifies_photos(lite0, photo, index, name):
+    image = resize(to_tensor(getattr(data, photo)()), 224)[None]
+    top = lite0.predict(image)[0][0]
+    assert top[:2] == (index, name)
+    assert top[2] > 0.3
+
+
+def test_embedded_model_is_offline_and_normalizes_itself(lite0):
+    assert lite0.mean == (0.5, 0.5, 0.5) and lite0.std == (0.5, 0.5, 0.5)
+    assert lite0.input_size == 224
+    x = torch.rand(1, 3, 64, 64)
+    assert torch.allclose(lite0.normalize(x), x * 2 - 1)
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite1", "efficientnet_lite2"])
+def test_lite_judges_agree_on_chelsea(name):
+    model = featviz.load_model(name)
+    image = resize(to_tensor(data.chelsea()), model.input_size)[None]
+    assert model.predict(image, k=3)[0][0][0] in (281, 282, 285)  # the cat classes
+
+
+def test_labels_both_ways_with_suggestions():
+    labels = featviz.imagenet_labels()
+    assert labels.index("hen") == 8 and labels.index("HEN") == 8 and labels.index("8") == 8
+    assert labels.name(285) == "Egyptian cat"
+    with pytest.raises(featviz.UnknownClassError, match="hen"):
+        labels.index("hne")
+    with pytest.raises(featviz.UnknownClassError, match="0..999"):
+        labels.name(1000)
+
+
+def test_unknown_model_lists_what_exists():
+    with pytest.raises(featviz.UnknownModelError, match="efficientnet_lite0"):
+        featviz.load_model("efficientnet_lit0")
+    with pytest.raises(featviz.UnknownModelError, match="resnet18"):
+        featviz.load_model("torchvision:resnet81")
+
+
+def test_torchvision_and_timm_by_name():
+    resnet = featviz.load_model("torchvision:resnet18", weights=None)
+    assert "layer3.1.conv2" in resnet.layers() and resnet.labels.name(8) == "hen"
+    mobilenet = featviz.load_model("timm:mobilenetv3_small_050", pretrained=False)
+    assert mobilenet.name == "timm:mobilenetv3_small_050"
+    assert mobilenet(torch.rand(1, 3, 64, 64)).shape == (1, 1000)
+
+
+def test_unknown_layer_suggests_nearest(lite0):
+    with pytest.raises(featviz.UnknownLayerError, match=r"blocks\.5"):
+        lite0.layer_name("blocks.55")
+    assert lite0.layer_name(lite0.module.blocks[5]) == "blocks.5"

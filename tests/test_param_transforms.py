@@ -1,0 +1,78 @@
+"""Parameterizations and transforms: exact checks, determinism, gradients."""
+
+from __future__ import annotations
+
+import torch
+
+from featviz import transforms as T
+from featviz.param import FourierImage, MacoImage, PixelImage, natural_spectrum
+
+
+def test_pixel_inits():
+    gen = torch.Generator().manual_seed(0)
+    gray = PixelImage(16, 2, init="gray", generator=gen)()
+    assert (gray - 0.5).abs().max() <= 0.005
+    uniform = PixelImage(16, 1, init="uniform", generator=gen)()
+    assert uniform.min() >= 0 and uniform.max() <= 1 and uniform.std() > 0.2
+
+
+def test_fourier_inverts_a_photo_exactly(photos):
+    photo = photos[:1].clamp(0.02, 0.98)
+    img = FourierImage(128, 1, init=photo)()
+    assert torch.allclose(img, photo, atol=1e-4)
+
+
+def test_fourier_starts_near_grey_with_low_frequencies():
+    img = FourierImage(64, 1, generator=torch.Generator().manual_seed(0))()
+    assert (img - 0.5).abs().max() < 0.1
+    # 1/f scaling: neighbouring pixels correlate far more than white noise would.
+    d = img - img.mean()
+    corr = (d[..., 1:] * d[..., :-1]).mean() / d.pow(2).mean()
+    assert corr > 0.5
+
+
+def test_maco_keeps_the_natural_magnitude_and_only_learns_phase():
+    spec = natural_spectrum(64, 64)
+    assert spec.shape == (3, 64, 33) and spec[:, 0, 0].eq(0).all()
+    # Natural images: power falls with frequency.
+    assert spec[0, 1, 1] > 5 * spec[0, 20, 20]
+    maco = MacoImage(64, 2, generator=torch.Generator().manual_seed(0))
+    assert [n for n, _ in maco.named_parameters()] == ["phase"]
+    img = maco()
+    assert img.shape == (2, 3, 64, 64) and 0 <= img.min() and img.max() <= 1 and img.std() > 0.1
+
+
+def test_color_jitter_with_hue_works_on_images_that_require_grad():
+    x = torch.rand(2, 3, 16, 16, requires_grad=True)
+    out = T.ColorJitter(0.1, 0.1, 0.1, hue=0.5)(x, torch.Generator().manual_seed(0))
+    out.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    gray = torch.full((1, 3, 4, 4), 0.3)  # hue and saturation leave grey alone
+    assert torch.allclose(T.ColorJitter(hue=0.5, saturation=0.5)(gray, None), gray, atol=1e-5)
+
+
+def test_identity_affine_is_exact_and_draws_are_seeded():
+    x = torch.rand(2, 3, 16, 16)
+    assert torch.allclose(T.RandomAffine()(x, torch.Generator()), x, atol=1e-5)
+    aug = T.Compose([T.Pad(4), T.RandomAffine(4, (0.9, 1.1), 10), T.RandomCrops(3), T.GaussianNoise(0.02)])
+    assert aug.copies == 3
+    tiled = x.repeat(3, 1, 1, 1)
+    a = aug(tiled, torch.Generator().manual_seed(1))
+    b = aug(tiled, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b) and a.shape == (6, 3, 24, 24)
+    assert not torch.allclose(a[0], a[2])  # each copy gets its own crop
+
+
+def test_jitter_shifts_by_whole_pixels_in_both_directions():
+    x = torch.zeros(64, 1, 9, 9)
+    x[:, :, 4, 4] = 1
+    out = T.jitter(2)(x, torch.Generator().manual_seed(0))
+    peaks = out.flatten(1).argmax(1)
+    rows, cols = peaks // 9, peaks % 9
+    assert rows.min() < 4 < rows.max() and cols.min() < 4 < cols.max()
+
+
+def test_gaussian_blur_preserves_mean_and_smooths():
+    x = torch.rand(1, 3, 32, 32)
+    y = T.gaussian_blur(x, 1.0)
+    assert torch.allclose(y.mean(), x.mean(), atol=1e-2) and y.std() < x.std()

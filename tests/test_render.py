@@ -1,0 +1,83 @@
+"""The render loop on the real embedded model, at small sizes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import featviz
+from featviz.hooks import capture
+
+
+def _activation(adapter, objective, images):
+    obj = featviz.parse_objective(objective, adapter) if isinstance(objective, str) else objective
+    with capture(adapter, obj.layers) as cap, torch.no_grad():
+        return obj(cap(images))
+
+
+@pytest.mark.parametrize("recipe", ["default", "lucid", "maco", "blur"])
+def test_recipe_rises_and_beats_natural_photos(lite0, photos, recipe):
+    unit = "blocks.4:17"
+    result = featviz.render(lite0, unit, recipe=recipe, steps=32, size=128, progress=False)
+    curve = result.curve[:, 0]
+    assert curve[-8:].mean() > curve[:4].mean() + 0.5
+    best_photo = _activation(lite0, unit, photos).max()
+    assert result.final[0] > best_photo, (result.final, best_photo)
+    # A real image, not a grey square: the pixels spread over the range.
+    assert result.images.std() > 0.05
+
+
+def test_same_seed_same_pixels_other_seed_other_pixels(lite0):
+    kw = dict(steps=6, size=64, progress=False)
+    a = featviz.render(lite0, "blocks.3:7", seed=3, **kw)
+    b = featviz.render(lite0, "blocks.3:7", seed=3, **kw)
+    c = featviz.render(lite0, "blocks.3:7", seed=4, **kw)
+    assert torch.equal(a.images, b.images)
+    assert not torch.equal(a.images, c.images)
+
+
+def test_class_render_is_seen_as_that_class(lite0):
+    result = featviz.render(lite0, "logits:hen", recipe="default", steps=48, size=128, progress=False)
+    assert lite0.predict(result.images)[0][0][:2] == (8, "hen")
+
+
+def test_batch_of_units_renders_each_in_its_slot(lite0):
+    units = ["blocks.3:1", "blocks.3:2", "blocks.3:3"]
+    result = featviz.render(lite0, units, steps=24, size=64, progress=False)
+    assert result.images.shape == (3, 3, 64, 64)
+    acts = _activation(lite0, featviz.channel("blocks.3", 1) , result.images)
+    assert acts.argmax() == 0  # image 0 was optimized for channel 1
+    assert result.record["unit"] == units
+
+
+def test_record_and_sidecar_reproduce_the_run(lite0, tmp_path):
+    result = featviz.render(lite0, "blocks.2:4", steps=4, size=64, seed=11, progress=False)
+    [png] = result.save(str(tmp_path / "unit.png"))
+    record = json.loads((tmp_path / "unit.json").read_text())
+    assert record["model"] == "efficientnet_lite0" and record["unit"] == "blocks.2:4"
+    assert record["seed"] == 11 and record["steps"] == 4 and record["recipe"]["name"] == "default"
+    assert record["versions"]["torch"] and len(record["curve"]) == 4
+    again = featviz.render(lite0, record["unit"], recipe=featviz.Recipe(**record["recipe"]),
+                           seed=record["seed"], size=record["size"], progress=False)
+    assert torch.equal(again.images, result.images)
+
+
+def test_nan_objective_is_a_clear_error(lite0):
+    zero = featviz.channel("blocks.1", 0) * 0
+    with pytest.raises(featviz.RenderError, match="NaN"):
+        featviz.render(lite0, zero / zero, steps=16, size=64, progress=False)
+
+
+def test_too_small_image_is_a_clear_error(lite0):
+    with pytest.raises(featviz.RenderError, match="at least 32"):
+        featviz.render(lite0, "blocks.1:0", size=16, steps=2, progress=False)
+
+
+def test_start_from_a_photo(lite0, photos):
+    photo = photos[1]
+    result = featviz.render(lite0, "blocks.5", recipe="lucid", init=photo, steps=1, lr=1e-4,
+                            size=128, progress=False)
+    # One tiny step from a photo stays that photo (the Fourier encoding inverts exactly).
+    assert (result.images[0] - photo.clamp(0.01, 0.99)).abs().mean() < 0.01
