@@ -45,5 +45,6 @@ class Tiny(torch.nn.Module):
 
 @pytest.fixture()
 def tiny() -> featviz.ModelAdapter:
-    return featviz.load_model(Tiny(), mean=(0, 0, 0), std=(1, 1, 1), input_size=8,
-                              labels=featviz.Labels(["a", "b", "c"]))
+    return featviz.load_model(
+        Tiny(), mean=(0, 0, 0), std=(1, 1, 1), input_size=8, labels=featviz.Labels(["a", "b", "c"])
+    )

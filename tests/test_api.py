@@ -6,12 +6,42 @@ import sys
 import featviz
 
 PUBLIC = [
-    "DEFAULT_MODEL", "FeatvizError", "FourierImage", "ImageError", "Labels", "MacoImage", "ModelAdapter",
-    "Objective", "PixelImage", "RECIPES", "Recipe", "RenderError", "RenderResult", "UnitError",
-    "UnknownClassError", "UnknownLayerError", "UnknownModelError", "batched", "capture", "channel",
-    "channels", "class_logit", "class_probability", "direction", "diversity", "get_recipe",
-    "imagenet_labels", "l1", "l2", "layer", "load_model", "neuron", "parse_objective", "parse_unit",
-    "render", "total_variation",
+    "DEFAULT_MODEL",
+    "FeatvizError",
+    "FourierImage",
+    "ImageError",
+    "Labels",
+    "MacoImage",
+    "ModelAdapter",
+    "Objective",
+    "PixelImage",
+    "RECIPES",
+    "Recipe",
+    "RenderError",
+    "RenderResult",
+    "UnitError",
+    "UnknownClassError",
+    "UnknownLayerError",
+    "UnknownModelError",
+    "batched",
+    "capture",
+    "channel",
+    "channels",
+    "class_logit",
+    "class_probability",
+    "direction",
+    "diversity",
+    "get_recipe",
+    "imagenet_labels",
+    "l1",
+    "l2",
+    "layer",
+    "load_model",
+    "neuron",
+    "parse_objective",
+    "parse_unit",
+    "render",
+    "total_variation",
 ]
 
 
@@ -22,8 +52,10 @@ def test_public_names_are_pinned():
 
 
 def test_import_is_light():
-    code = ("import sys, featviz; heavy = {'flask', 'fastapi', 'aiohttp', 'uvicorn', 'timm', 'sklearn', "
-            "'imageio', 'click'} & set(sys.modules); print(sorted(heavy))")
+    code = (
+        "import sys, featviz; heavy = {'flask', 'fastapi', 'aiohttp', 'uvicorn', 'timm', 'sklearn', "
+        "'imageio', 'click'} & set(sys.modules); print(sorted(heavy))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

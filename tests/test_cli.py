@@ -20,8 +20,21 @@ def test_predict_chelsea_says_egyptian_cat(tmp_path):
 
 def test_render_writes_png_and_record(tmp_path):
     target = tmp_path / "unit.png"
-    out = CliRunner().invoke(main, ["render", "efficientnet_lite0", "blocks.2:3", "--steps", "4",
-                                    "--size", "64", "--out", str(target), "--quiet"])
+    out = CliRunner().invoke(
+        main,
+        [
+            "render",
+            "efficientnet_lite0",
+            "blocks.2:3",
+            "--steps",
+            "4",
+            "--size",
+            "64",
+            "--out",
+            str(target),
+            "--quiet",
+        ],
+    )
     assert out.exit_code == 0, out.output
     assert Image.open(target).size == (64, 64)
     assert json.loads(target.with_suffix(".json").read_text())["unit"] == "blocks.2:3"

@@ -56,3 +56,16 @@ def test_forward_stops_after_the_deepest_needed_layer(lite0):
             h.remove()
     assert set(acts) == {"blocks.1", "blocks.2"}
     assert ran == [0, 1, 2]  # blocks 3..6 never ran
+
+
+def test_weight_layout_is_restored_and_nested_captures_do_not_interfere(lite0):
+    weights = [p for p in lite0.module.parameters() if p.dim() == 4]
+    before = [(p.data_ptr(), p.stride()) for p in weights]
+    x = torch.rand(1, 3, 64, 64)
+    with capture(lite0, ["blocks.1"]) as outer:
+        assert weights[0].is_contiguous(memory_format=torch.channels_last)
+        with capture(lite0, ["blocks.3"]) as inner:
+            deep = inner(x)
+            shallow = outer(x)
+    assert set(deep) == {"blocks.3"} and set(shallow) == {"blocks.1"}
+    assert [(p.data_ptr(), p.stride()) for p in weights] == before

@@ -32,8 +32,9 @@ def test_atoms_compute_known_values(tiny, images):
     logits = torch.stack([red.mean((1, 2)), green.mean((1, 2)), (red + green).mean((1, 2))], 1)
     assert torch.allclose(run(tiny, O.class_logit("c"), images), logits[:, 2])
     assert torch.allclose(run(tiny, O.class_probability(1), images), logits.softmax(1)[:, 1])
-    assert torch.allclose(run(tiny, O.channels("conv", {0: 2.0, 1: -1.0}), images),
-                          2 * red.mean((1, 2)) - green.mean((1, 2)))
+    assert torch.allclose(
+        run(tiny, O.channels("conv", {0: 2.0, 1: -1.0}), images), 2 * red.mean((1, 2)) - green.mean((1, 2))
+    )
     assert torch.allclose(run(tiny, O.direction("conv", [1.0, 1.0]), images), (red + green).mean((1, 2)))
     assert torch.allclose(run(tiny, O.l2(), images), (images - 0.5).pow(2).mean((1, 2, 3)).sqrt())
     assert torch.allclose(run(tiny, O.l1(0.0), images), images.abs().mean((1, 2, 3)))
@@ -64,8 +65,10 @@ def test_batch_selector_and_batched(tiny, images):
 def test_repr_reads_like_the_code():
     obj = O.channel("blocks.5", 51) - 0.05 * O.l2()
     assert repr(obj) == "channel('blocks.5', 51) - 0.05 * l2()"
-    assert repr(O.channel("a", 1) - (O.channel("a", 2) + O.channel("a", 3))) == \
-        "channel('a', 1) - (channel('a', 2) + channel('a', 3))"
+    assert (
+        repr(O.channel("a", 1) - (O.channel("a", 2) + O.channel("a", 3)))
+        == "channel('a', 1) - (channel('a', 2) + channel('a', 3))"
+    )
     assert repr(-(O.layer("a") + 1)) == "-(layer('a') + 1)"
     assert obj.layers == ("blocks.5", "input")
 

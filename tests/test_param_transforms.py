@@ -76,3 +76,29 @@ def test_gaussian_blur_preserves_mean_and_smooths():
     x = torch.rand(1, 3, 32, 32)
     y = T.gaussian_blur(x, 1.0)
     assert torch.allclose(y.mean(), x.mean(), atol=1e-2) and y.std() < x.std()
+
+
+def test_fused_pad_matches_plain_padding():
+    x = torch.rand(2, 3, 10, 10)
+    for mode, expected in [("constant", torch.nn.functional.pad(x, (3, 3, 3, 3), value=0.5)),
+                           ("replicate", torch.nn.functional.pad(x, (3, 3, 3, 3), mode="replicate"))]:
+        out = T.Compose([T.Pad(3, mode=mode)])(x, torch.Generator())
+        assert torch.allclose(out, expected, atol=1e-5), mode
+
+
+def test_consecutive_geometric_transforms_resample_once():
+    # Two opposite shifts cancel exactly when fused (one resampling), with no blur.
+    x = torch.rand(1, 3, 16, 16)
+
+    class Shift(T.Geometric):
+        def __init__(self, dx):
+            super().__init__()
+            self.dx = dx
+
+        def draw(self, b, h, w, gen):
+            m = torch.eye(3).repeat(b, 1, 1)
+            m[:, 0, 2] = self.dx * 2 / w
+            return m, (h, w)
+
+    out = T.Compose([Shift(0.5), Shift(-0.5)])(x, None)
+    assert torch.allclose(out, x, atol=1e-5)

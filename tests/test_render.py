@@ -47,7 +47,7 @@ def test_batch_of_units_renders_each_in_its_slot(lite0):
     units = ["blocks.3:1", "blocks.3:2", "blocks.3:3"]
     result = featviz.render(lite0, units, steps=24, size=64, progress=False)
     assert result.images.shape == (3, 3, 64, 64)
-    acts = _activation(lite0, featviz.channel("blocks.3", 1) , result.images)
+    acts = _activation(lite0, featviz.channel("blocks.3", 1), result.images)
     assert acts.argmax() == 0  # image 0 was optimized for channel 1
     assert result.record["unit"] == units
 
@@ -59,8 +59,14 @@ def test_record_and_sidecar_reproduce_the_run(lite0, tmp_path):
     assert record["model"] == "efficientnet_lite0" and record["unit"] == "blocks.2:4"
     assert record["seed"] == 11 and record["steps"] == 4 and record["recipe"]["name"] == "default"
     assert record["versions"]["torch"] and len(record["curve"]) == 4
-    again = featviz.render(lite0, record["unit"], recipe=featviz.Recipe(**record["recipe"]),
-                           seed=record["seed"], size=record["size"], progress=False)
+    again = featviz.render(
+        lite0,
+        record["unit"],
+        recipe=featviz.Recipe(**record["recipe"]),
+        seed=record["seed"],
+        size=record["size"],
+        progress=False,
+    )
     assert torch.equal(again.images, result.images)
 
 
@@ -77,7 +83,6 @@ def test_too_small_image_is_a_clear_error(lite0):
 
 def test_start_from_a_photo(lite0, photos):
     photo = photos[1]
-    result = featviz.render(lite0, "blocks.5", recipe="lucid", init=photo, steps=1, lr=1e-4,
-                            size=128, progress=False)
+    result = featviz.render(lite0, "blocks.5", recipe="lucid", init=photo, steps=1, lr=1e-4, size=128, progress=False)
     # One tiny step from a photo stays that photo (the Fourier encoding inverts exactly).
     assert (result.images[0] - photo.clamp(0.01, 0.99)).abs().mean() < 0.01

@@ -18,8 +18,7 @@ def test_unit_syntax():
 
 def test_expressions():
     assert repr(parse_objective("blocks.5:51 + blocks.5:12")) == "channel('blocks.5', 51) + channel('blocks.5', 12)"
-    assert repr(parse_objective("logits:hen - 0.5 * logits:cock")) == \
-        "class_logit('hen') - 0.5 * class_logit('cock')"
+    assert repr(parse_objective("logits:hen - 0.5 * logits:cock")) == "class_logit('hen') - 0.5 * class_logit('cock')"
     assert repr(parse_objective("-logits:hen")) == "-class_logit('hen')"
 
 

@@ -5,10 +5,32 @@
 class_logit('hen') - 0.05 * channel('blocks.5', 3)
 """
 
-from featviz.errors import FeatvizError, ImageError, RenderError, UnitError, UnknownClassError, UnknownLayerError, UnknownModelError
+from featviz.errors import (
+    FeatvizError,
+    ImageError,
+    RenderError,
+    UnitError,
+    UnknownClassError,
+    UnknownLayerError,
+    UnknownModelError,
+)
 from featviz.hooks import capture
 from featviz.models import DEFAULT_MODEL, Labels, ModelAdapter, imagenet_labels, load_model
-from featviz.objectives import (Objective, batched, channel, channels, class_logit, class_probability, direction, diversity, l1, l2, layer, neuron, total_variation)
+from featviz.objectives import (
+    Objective,
+    batched,
+    channel,
+    channels,
+    class_logit,
+    class_probability,
+    direction,
+    diversity,
+    l1,
+    l2,
+    layer,
+    neuron,
+    total_variation,
+)
 from featviz.param import FourierImage, MacoImage, PixelImage
 from featviz.recipes import RECIPES, Recipe, get_recipe
 from featviz.render import RenderResult, render

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
@@ -46,8 +45,19 @@ def main() -> None:
 @click.option("--init", "init", type=click.Path(dir_okay=False), help="start from this photo")
 @click.option("--out", "-o", type=click.Path(dir_okay=False), help="PNG path (default: MODEL_UNIT.png)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar")
-def render(model: str, unit: str, recipe: str, steps: int | None, size: int | None, lr: float | None,
-           seed: int, device: str, init: str | None, out: str | None, quiet: bool) -> None:
+def render(
+    model: str,
+    unit: str,
+    recipe: str,
+    steps: int | None,
+    size: int | None,
+    lr: float | None,
+    seed: int,
+    device: str,
+    init: str | None,
+    out: str | None,
+    quiet: bool,
+) -> None:
     """Render UNIT of MODEL and write a PNG with a JSON record beside it.
 
     UNIT is LAYER:CHANNEL (blocks.5:51), LAYER:CHANNEL@X,Y (a neuron), LAYER (DeepDream),
@@ -59,8 +69,18 @@ def render(model: str, unit: str, recipe: str, steps: int | None, size: int | No
 
     adapter = featviz.load_model(model)
     photo = load_image(init) if init else None
-    result = featviz.render(adapter, unit, recipe=recipe, steps=steps, size=size, lr=lr, seed=seed,
-                            device=device, init=photo, progress=not quiet)
+    result = featviz.render(
+        adapter,
+        unit,
+        recipe=recipe,
+        steps=steps,
+        size=size,
+        lr=lr,
+        seed=seed,
+        device=device,
+        init=photo,
+        progress=not quiet,
+    )
     target = out or f"{_slug(adapter.name)}_{_slug(unit)}.png"
     paths = result.save(target)
     score = result.final[0].item()

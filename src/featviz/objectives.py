@@ -36,9 +36,12 @@ class Objective:
     """A score per image, computed from activations. Immutable; combine with arithmetic."""
 
     __slots__ = ("_fn", "layers", "name", "_prec")
+    _fn: ScoreFn
+    layers: tuple[str, ...]
+    name: str
+    _prec: int
 
-    def __init__(self, fn: ScoreFn, layers: Sequence[str] = (), name: str = "objective",
-                 _prec: int = _ATOM) -> None:
+    def __init__(self, fn: ScoreFn, layers: Sequence[str] = (), name: str = "objective", _prec: int = _ATOM) -> None:
         object.__setattr__(self, "_fn", fn)
         object.__setattr__(self, "layers", tuple(dict.fromkeys(layers)))
         object.__setattr__(self, "name", name)
@@ -66,8 +69,9 @@ class Objective:
             return Objective(lambda acts: torch.tensor(number), (), f"{value!r}", _ATOM)
         raise TypeError(f"expected an Objective or a number, got {type(value).__name__}")
 
-    def _binary(self, other: Operand, op: str, prec: int, fn: Callable[[Any, Any], Any],
-                swap: bool = False) -> Objective:
+    def _binary(
+        self, other: Operand, op: str, prec: int, fn: Callable[[Any, Any], Any], swap: bool = False
+    ) -> Objective:
         try:
             a, b = self, self._wrap(other)
         except TypeError:
@@ -147,7 +151,9 @@ def as_grid(acts: Activations, layer: str) -> torch.Tensor:
 
 def _check_channel(grid: torch.Tensor, layer: str, channel: int) -> None:
     if not 0 <= channel < grid.shape[1]:
-        raise UnitError(f"channel {channel} out of range for {layer!r}: it has {grid.shape[1]} channels (0..{grid.shape[1] - 1})")
+        raise UnitError(
+            f"channel {channel} out of range for {layer!r}: it has {grid.shape[1]} channels (0..{grid.shape[1] - 1})"
+        )
 
 
 def _select(score: torch.Tensor, batch: int | None) -> torch.Tensor:
@@ -177,8 +183,9 @@ def channel(layer: str, index: int, *, batch: int | None = None) -> Objective:
     return _make(fn, [layer], f"channel({_args(layer, index, batch=batch)})", batch)
 
 
-def neuron(layer: str, index: int, x: int | None = None, y: int | None = None, *,
-           batch: int | None = None) -> Objective:
+def neuron(
+    layer: str, index: int, x: int | None = None, y: int | None = None, *, batch: int | None = None
+) -> Objective:
     """Activation of one channel at one position (the centre when ``x``/``y`` are left out)."""
 
     def fn(acts: Activations) -> torch.Tensor:
@@ -190,7 +197,8 @@ def neuron(layer: str, index: int, x: int | None = None, y: int | None = None, *
             raise UnitError(f"position x={px}, y={py} outside the {w}x{h} grid of {layer!r}")
         return grid[:, index, py, px]
 
-    return _make(fn, [layer], f"neuron({_args(layer, index, x, y, batch=batch) if x is not None or y is not None else _args(layer, index, batch=batch)})", batch)
+    position = (x, y) if x is not None or y is not None else ()
+    return _make(fn, [layer], f"neuron({_args(layer, index, *position, batch=batch)})", batch)
 
 
 def layer(name: str, *, batch: int | None = None) -> Objective:
@@ -220,8 +228,9 @@ def class_probability(cls: int | str, *, batch: int | None = None) -> Objective:
     return _make(fn, [LOGITS], f"class_probability({_args(cls, batch=batch)})", batch)
 
 
-def direction(layer: str, vector: Sequence[float] | torch.Tensor, *, cossim_pow: float = 0.0,
-              batch: int | None = None) -> Objective:
+def direction(
+    layer: str, vector: Sequence[float] | torch.Tensor, *, cossim_pow: float = 0.0, batch: int | None = None
+) -> Objective:
     """Projection of every position's activation on ``vector``, averaged over positions.
 
     With ``cossim_pow > 0`` the dot product is multiplied by the cosine similarity to that
@@ -242,12 +251,14 @@ def direction(layer: str, vector: Sequence[float] | torch.Tensor, *, cossim_pow:
         return dot.flatten(1).mean(1)
 
     name = f"direction({_args(layer, f'<{vec.numel()} values>', batch=batch)}" + (
-        f", cossim_pow={cossim_pow!r})" if cossim_pow else ")")
+        f", cossim_pow={cossim_pow!r})" if cossim_pow else ")"
+    )
     return _make(fn, [layer], name.replace("'<", "<").replace(">'", ">"), batch)
 
 
-def channels(layer: str, weights: Mapping[int, float] | Sequence[float] | torch.Tensor, *,
-             batch: int | None = None) -> Objective:
+def channels(
+    layer: str, weights: Mapping[int, float] | Sequence[float] | torch.Tensor, *, batch: int | None = None
+) -> Objective:
     """Weighted sum of channel means: ``{51: 1.0, 12: -0.5}`` or one weight per channel."""
     if isinstance(weights, Mapping):
         items = sorted(weights.items())
@@ -286,8 +297,11 @@ def diversity(layer: str) -> Objective:
 # -- penalties on the image (scores that grow with the unwanted property) --------------------
 def l1(constant: float = 0.5) -> Objective:
     """Mean absolute deviation of the image from ``constant``."""
-    return Objective(lambda acts: (acts[INPUT] - constant).abs().flatten(1).mean(1), [INPUT],
-                     "l1()" if constant == 0.5 else f"l1({constant!r})")
+    return Objective(
+        lambda acts: (acts[INPUT] - constant).abs().flatten(1).mean(1),
+        [INPUT],
+        "l1()" if constant == 0.5 else f"l1({constant!r})",
+    )
 
 
 def l2(constant: float = 0.5) -> Objective:

@@ -62,39 +62,104 @@ class Recipe:
         return dataclasses.asdict(self)
 
 
-_ROBUST = (("color", {"brightness": 0.1, "contrast": 0.1, "saturation": 0.1, "hue": 0.02}),
-           ("affine", {"translate": 8, "scale": (0.9, 1.1), "degrees": 10}))
-_LUCID = (("pad", {"pixels": 12}), ("jitter", {"pixels": 8}),
-          ("scale", {"low": 0.9, "high": 1.1}), ("rotate", {"degrees": 10}), ("jitter", {"pixels": 4}))
+_ROBUST = (
+    ("color", {"brightness": 0.1, "contrast": 0.1, "saturation": 0.1, "hue": 0.02}),
+    ("affine", {"translate": 8, "scale": (0.9, 1.1), "degrees": 10}),
+)
+_LUCID = (
+    ("pad", {"pixels": 12}),
+    ("jitter", {"pixels": 8}),
+    ("scale", {"low": 0.9, "high": 1.1}),
+    ("rotate", {"degrees": 10}),
+    ("jitter", {"pixels": 4}),
+)
 
 RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in [
-        Recipe("naive", "random uniform pixels, plain SGD: adversarial noise, the starting point",
-               param="pixel", param_kwargs={"init": "uniform"}, optimizer="sgd", lr=0.5, steps=256),
-        Recipe("gray", "naive, started from grey 0.5 +/- 0.005 noise",
-               param="pixel", param_kwargs={"init": "gray"}, optimizer="sgd", lr=0.5, steps=256),
-        Recipe("robust", "gray plus colour jitter and random affine transforms every step",
-               param="pixel", param_kwargs={"init": "gray"}, optimizer="sgd", lr=0.5, steps=256,
-               transforms=_ROBUST),
-        Recipe("l2", "robust plus an L2 penalty around grey (0.05), lr 1.5",
-               param="pixel", param_kwargs={"init": "gray"}, optimizer="sgd", lr=1.5, steps=256,
-               transforms=_ROBUST, penalties=((0.05, "l2"),)),
-        Recipe("blur", "l2 plus a Gaussian blur of the pixels every 10 steps",
-               param="pixel", param_kwargs={"init": "gray"}, optimizer="sgd", lr=1.5, steps=256,
-               transforms=_ROBUST, penalties=((0.05, "l2"),), blur_every=10, blur_sigma=0.5),
-        Recipe("lucid", "Lucid's defaults: Fourier 1/f, decorrelated colour, pad/jitter/scale/rotate, "
-               "Adam 0.05, 512 steps", param="fourier", transforms=_LUCID, lr=0.05, steps=512),
-        Recipe("maco", "magnitude-constrained phase (MACO): natural spectrum, 4 random crops per step, "
-               "NAdam", param="maco", optimizer="nadam", lr=0.2, steps=256,
-               transforms=(("crops", {"k": 4, "area": (0.3, 1.0)}), ("noise", {"std": 0.02}))),
-        Recipe("default", "Fourier 1/f with decorrelated colour, 4 random crops per step with "
-               "colour jitter and noise, Adam: recognizable objects in about a minute on a CPU",
-               param="fourier", lr=0.05, steps=128,
-               transforms=(("pad", {"pixels": 8, "mode": "reflect"}),
-                           ("crops", {"k": 4, "area": (0.25, 1.0)}),
-                           ("color", {"brightness": 0.05, "contrast": 0.05}),
-                           ("noise", {"std": 0.02}))),
+        Recipe(
+            "naive",
+            "random uniform pixels, plain SGD: adversarial noise, the starting point",
+            param="pixel",
+            param_kwargs={"init": "uniform"},
+            optimizer="sgd",
+            lr=0.5,
+            steps=256,
+        ),
+        Recipe(
+            "gray",
+            "naive, started from grey 0.5 +/- 0.005 noise",
+            param="pixel",
+            param_kwargs={"init": "gray"},
+            optimizer="sgd",
+            lr=0.5,
+            steps=256,
+        ),
+        Recipe(
+            "robust",
+            "gray plus colour jitter and random affine transforms every step",
+            param="pixel",
+            param_kwargs={"init": "gray"},
+            optimizer="sgd",
+            lr=0.5,
+            steps=256,
+            transforms=_ROBUST,
+        ),
+        Recipe(
+            "l2",
+            "robust plus an L2 penalty around grey (0.05), lr 1.5",
+            param="pixel",
+            param_kwargs={"init": "gray"},
+            optimizer="sgd",
+            lr=1.5,
+            steps=256,
+            transforms=_ROBUST,
+            penalties=((0.05, "l2"),),
+        ),
+        Recipe(
+            "blur",
+            "l2 plus a Gaussian blur of the pixels every 10 steps",
+            param="pixel",
+            param_kwargs={"init": "gray"},
+            optimizer="sgd",
+            lr=1.5,
+            steps=256,
+            transforms=_ROBUST,
+            penalties=((0.05, "l2"),),
+            blur_every=10,
+            blur_sigma=0.5,
+        ),
+        Recipe(
+            "lucid",
+            "Lucid's defaults: Fourier 1/f, decorrelated colour, pad/jitter/scale/rotate, Adam 0.05, 512 steps",
+            param="fourier",
+            transforms=_LUCID,
+            lr=0.05,
+            steps=512,
+        ),
+        Recipe(
+            "maco",
+            "magnitude-constrained phase (MACO): natural spectrum, 4 random crops per step, NAdam",
+            param="maco",
+            optimizer="nadam",
+            lr=0.2,
+            steps=256,
+            transforms=(("crops", {"k": 4, "area": (0.3, 1.0)}), ("noise", {"std": 0.02})),
+        ),
+        Recipe(
+            "default",
+            "Fourier 1/f with decorrelated colour, 4 random crops per step with "
+            "colour jitter and noise, Adam: recognizable objects in about a minute on a CPU",
+            param="fourier",
+            lr=0.05,
+            steps=128,
+            transforms=(
+                ("pad", {"pixels": 8, "mode": "reflect"}),
+                ("crops", {"k": 4, "area": (0.25, 1.0)}),
+                ("color", {"brightness": 0.05, "contrast": 0.05}),
+                ("noise", {"std": 0.02}),
+            ),
+        ),
     ]
 }
 DEFAULT_RECIPE = "default"
@@ -105,6 +170,7 @@ def get_recipe(recipe: str | Recipe) -> Recipe:
     if isinstance(recipe, Recipe):
         return recipe
     if recipe not in RECIPES:
-        raise FeatvizError(f"unknown recipe {recipe!r}: expected one of {', '.join(RECIPES)}."
-                           f"{suggestion(recipe, RECIPES)}")
+        raise FeatvizError(
+            f"unknown recipe {recipe!r}: expected one of {', '.join(RECIPES)}.{suggestion(recipe, RECIPES)}"
+        )
     return RECIPES[recipe]

@@ -24,13 +24,30 @@ def versions() -> dict[str, str]:
     return out
 
 
-def make_record(adapter: ModelAdapter, requested: Any, objective: Objective, recipe: Recipe, *,
-                seed: int, batch: int, size: int, device: torch.device, curve: torch.Tensor,
-                final: torch.Tensor, seconds: float) -> dict[str, Any]:
+def make_record(
+    adapter: ModelAdapter,
+    requested: Any,
+    objective: Objective,
+    recipe: Recipe,
+    *,
+    seed: int,
+    batch: int,
+    size: int,
+    device: torch.device,
+    curve: torch.Tensor,
+    final: torch.Tensor,
+    seconds: float,
+) -> dict[str, Any]:
     """A JSON-serializable record of one render."""
-    unit = requested if isinstance(requested, str) else (
-        [u if isinstance(u, str) else repr(u) for u in requested]
-        if isinstance(requested, (list, tuple)) else repr(requested))
+    unit = (
+        requested
+        if isinstance(requested, str)
+        else (
+            [u if isinstance(u, str) else repr(u) for u in requested]
+            if isinstance(requested, (list, tuple))
+            else repr(requested)
+        )
+    )
     return {
         "model": adapter.name,
         "unit": unit,

@@ -24,8 +24,10 @@ from featviz.units import parse_objective
 ObjectiveLike = O.Objective | str | Sequence[O.Objective | str]
 OptimizerLike = str | Callable[[list[nn.Parameter]], torch.optim.Optimizer]
 
-_OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
-    "adam": torch.optim.Adam, "sgd": torch.optim.SGD, "nadam": torch.optim.NAdam,
+_OPTIMIZERS: dict[str, Any] = {
+    "adam": torch.optim.Adam,
+    "sgd": torch.optim.SGD,
+    "nadam": torch.optim.NAdam,
     "adamw": torch.optim.AdamW,
 }
 _PENALTIES = {"l1": O.l1, "l2": O.l2, "tv": O.total_variation}
@@ -62,8 +64,7 @@ def to_objective(objective: ObjectiveLike, adapter: ModelAdapter) -> tuple[O.Obj
     raise FeatvizError(f"expected an Objective, a unit string or a list of them, got {objective!r}")
 
 
-def make_param(recipe: Recipe, size: int, batch: int, generator: torch.Generator,
-               init: Any = None) -> Parameterization:
+def make_param(recipe: Recipe, size: int, batch: int, generator: torch.Generator, init: Any = None) -> Parameterization:
     kwargs = dict(recipe.param_kwargs)
     if init is not None:
         kwargs["init"] = init
@@ -89,7 +90,7 @@ def _scores(objective: O.Objective, acts: Activations, image: torch.Tensor, copi
     b = image.shape[0]
     total = None
     for k in range(copies):
-        chunk = Activations(acts.adapter, {n: a[k * b:(k + 1) * b] for n, a in acts.items()})
+        chunk = Activations(acts.adapter, {n: a[k * b : (k + 1) * b] for n, a in acts.items()})
         chunk[INPUT] = image
         s = objective(chunk).expand(b)
         total = s if total is None else total + s
@@ -151,8 +152,19 @@ def render(
     with torch.no_grad():
         images = param().detach()
         final = _final_scores(adapter, obj, images)
-    record = make_record(adapter, objective, obj, rec, seed=seed, batch=batch, size=img_size,
-                         device=dev, curve=curve, final=final, seconds=time.perf_counter() - start)
+    record = make_record(
+        adapter,
+        objective,
+        obj,
+        rec,
+        seed=seed,
+        batch=batch,
+        size=img_size,
+        device=dev,
+        curve=curve,
+        final=final,
+        seconds=time.perf_counter() - start,
+    )
     return RenderResult(images.float().cpu(), curve, final, record)
 
 
@@ -166,9 +178,17 @@ def _device(model: Any, adapter: ModelAdapter, device: str | torch.device) -> to
     return dev
 
 
-def _loop(adapter: ModelAdapter, obj: O.Objective, param: Parameterization, tfm: Transform,
-          opt: torch.optim.Optimizer, steps: int, gen: torch.Generator, callbacks: list[Callback],
-          progress: bool) -> torch.Tensor:
+def _loop(
+    adapter: ModelAdapter,
+    obj: O.Objective,
+    param: Parameterization,
+    tfm: Transform,
+    opt: torch.optim.Optimizer,
+    steps: int,
+    gen: torch.Generator,
+    callbacks: list[Callback],
+    progress: bool,
+) -> torch.Tensor:
     from tqdm.auto import tqdm
 
     copies = tfm.copies
@@ -197,8 +217,10 @@ def _loop(adapter: ModelAdapter, obj: O.Objective, param: Parameterization, tfm:
 def _check_finite(history: list[torch.Tensor], step: int) -> None:
     recent = torch.stack(history[-_NAN_CHECK_EVERY:])
     if not torch.isfinite(recent).all():
-        raise RenderError(f"the objective became NaN or infinite by step {step + 1}; "
-                          "lower the learning rate or check the objective's arithmetic (0 / 0?)")
+        raise RenderError(
+            f"the objective became NaN or infinite by step {step + 1}; "
+            "lower the learning rate or check the objective's arithmetic (0 / 0?)"
+        )
 
 
 def _final_scores(adapter: ModelAdapter, obj: O.Objective, images: torch.Tensor) -> torch.Tensor:

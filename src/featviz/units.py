@@ -75,7 +75,7 @@ def parse_objective(expr: str, adapter: ModelAdapter | None = None, *, batch: in
     # Products first, then sums, left to right.
     sums: list[obj.Objective | float] = [values[0]]
     sum_ops: list[str] = []
-    for op, value in zip(ops, values[1:]):
+    for op, value in zip(ops, values[1:], strict=False):
         if op in "*/":
             left = sums[-1]
             sums[-1] = left * value if op == "*" else left / value  # type: ignore[operator]
@@ -83,7 +83,7 @@ def parse_objective(expr: str, adapter: ModelAdapter | None = None, *, batch: in
             sums.append(value)
             sum_ops.append(op)
     result = sums[0]
-    for op, value in zip(sum_ops, sums[1:]):
+    for op, value in zip(sum_ops, sums[1:], strict=False):
         result = result + value if op == "+" else result - value  # type: ignore[operator]
     if not isinstance(result, obj.Objective):
         raise UnitError(f"{expr!r} has no unit in it: expected at least one LAYER[:CHANNEL] or logits:CLASS")

@@ -85,8 +85,15 @@ def natural_images() -> dict[str, torch.Tensor]:
     try:
         import skimage.data as data
 
-        for name in ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field",
-                     "immunohistochemistry", "retina"):
+        for name in (
+            "astronaut",
+            "chelsea",
+            "coffee",
+            "rocket",
+            "hubble_deep_field",
+            "immunohistochemistry",
+            "retina",
+        ):
             out[name] = to_tensor(getattr(data, name)())
         left, right, _ = data.stereo_motorcycle()
         out["motorcycle"] = to_tensor(left)
@@ -95,7 +102,7 @@ def natural_images() -> dict[str, torch.Tensor]:
     try:
         from sklearn.datasets import load_sample_images
 
-        for fname, img in zip(load_sample_images().filenames, load_sample_images().images):
+        for fname, img in zip(load_sample_images().filenames, load_sample_images().images, strict=False):
             out[Path(fname).stem] = to_tensor(img)
     except ImportError:
         pass

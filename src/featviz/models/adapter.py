@@ -106,9 +106,9 @@ class ModelAdapter:
             self.module.train(was_training)
         top = probs.topk(k, dim=-1)
         out = []
-        for values, indices in zip(top.values.tolist(), top.indices.tolist()):
+        for values, indices in zip(top.values.tolist(), top.indices.tolist(), strict=False):
             names = [self.labels.name(i) if self.labels else str(i) for i in indices]
-            out.append(list(zip(indices, names, values)))
+            out.append(list(zip(indices, names, values, strict=False)))
         return out
 
     # -- layers ------------------------------------------------------------------------------

@@ -42,9 +42,7 @@ class Labels:
             return self.index(int(text))
         found = self._by_name.get(text.lower())
         if found is None:
-            raise UnknownClassError(
-                f"unknown class {key!r} ({len(self)} classes).{suggestion(text, self.names)}"
-            )
+            raise UnknownClassError(f"unknown class {key!r} ({len(self)} classes).{suggestion(text, self.names)}")
         return found
 
     def search(self, query: str = "") -> list[tuple[int, str]]:

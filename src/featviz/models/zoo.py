@@ -43,7 +43,7 @@ def _load_lite(name: str) -> ModelAdapter:
     if len(theirs) != len(ours):
         raise FeatvizError(f"{weights_path}: {len(theirs)} tensors, expected {len(ours)}")
     mapped = {}
-    for (their_key, tensor), (our_key, target) in zip(theirs.items(), ours.items()):
+    for (their_key, tensor), (our_key, target) in zip(theirs.items(), ours.items(), strict=False):
         if tensor.shape != target.shape:
             raise FeatvizError(
                 f"{weights_path}: {their_key} has shape {tuple(tensor.shape)}, "
@@ -69,9 +69,7 @@ def _load_torchvision(arch: str, **kwargs: Any) -> ModelAdapter:
         module = torchvision.models.get_model(arch, **kwargs)
     except ValueError as err:
         names = torchvision.models.list_models()
-        raise UnknownModelError(
-            f"unknown torchvision model {arch!r}.{suggestion(arch, names)}"
-        ) from err
+        raise UnknownModelError(f"unknown torchvision model {arch!r}.{suggestion(arch, names)}") from err
     weights = kwargs.get("weights")
     labels = imagenet_labels()
     if weights is not None:
@@ -87,7 +85,7 @@ def _load_timm(arch: str, **kwargs: Any) -> ModelAdapter:
         raise UnknownModelError(f"unknown timm model {arch!r}.{suggestion(arch, timm.list_models())}")
     kwargs.setdefault("pretrained", False)
     module = timm.create_model(arch, **kwargs)
-    cfg = module.pretrained_cfg or {}
+    cfg: dict[str, Any] = dict(getattr(module, "pretrained_cfg", None) or {})
     size = cfg.get("input_size", (3, 224, 224))[-1]
     return ModelAdapter(
         module.eval(),
@@ -132,19 +130,19 @@ def load_model(
     if isinstance(model, ModelAdapter):
         adapter = model
     elif isinstance(model, nn.Module):
-        overrides: dict[str, Any] = {"mean": mean, "std": std, "input_size": input_size,
-                                     "min_size": min_size if min_size is not None else 1}
+        overrides: dict[str, Any] = {
+            "mean": mean,
+            "std": std,
+            "input_size": input_size,
+            "min_size": min_size if min_size is not None else 1,
+        }
         if labels is None and getattr(model, "num_classes", None) == 1000:
             labels = imagenet_labels()
-        adapter = ModelAdapter(
-            model, labels=labels, **{k: v for k, v in overrides.items() if v is not None}
-        )
+        adapter = ModelAdapter(model, labels=labels, **{k: v for k, v in overrides.items() if v is not None})
     elif isinstance(model, str):
         adapter = _load_by_name(model, **kwargs)
     else:
-        raise FeatvizError(
-            f"expected a model name, an nn.Module or a ModelAdapter, got {type(model).__name__}"
-        )
+        raise FeatvizError(f"expected a model name, an nn.Module or a ModelAdapter, got {type(model).__name__}")
     if device is not None:
         adapter.to(resolve_device(device))
     return adapter
@@ -158,8 +156,7 @@ def _load_by_name(name: str, **kwargs: Any) -> ModelAdapter:
     if sep and prefix in _PREFIXES:
         return _PREFIXES[prefix](arch, **kwargs)
     raise UnknownModelError(
-        f"unknown model {name!r}: expected one of {', '.join(available_models())}."
-        f"{suggestion(key, list(_LITE))}"
+        f"unknown model {name!r}: expected one of {', '.join(available_models())}.{suggestion(key, list(_LITE))}"
     )
 
 

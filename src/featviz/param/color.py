@@ -6,11 +6,7 @@ import torch
 
 # Square root of the RGB covariance of ImageNet images (via SVD), as published with Lucid.
 # Columns are the decorrelated axes: luminance, then two colour-opponent axes.
-_COLOR_SQRT = torch.tensor(
-    [[0.26, 0.09, 0.02],
-     [0.27, 0.00, -0.05],
-     [0.27, -0.09, 0.03]]
-)
+_COLOR_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
 COLOR_MATRIX = _COLOR_SQRT / _COLOR_SQRT.norm(dim=0).max()
 
 

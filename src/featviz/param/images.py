@@ -50,8 +50,13 @@ class PixelImage(Parameterization):
     (tensor or path). Noise comes from ``generator`` so a seed gives the same start.
     """
 
-    def __init__(self, size: int | Sequence[int] = 224, batch: int = 1, init: str | Photo = "gray",
-                 generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self,
+        size: int | Sequence[int] = 224,
+        batch: int = 1,
+        init: str | Photo = "gray",
+        generator: torch.Generator | None = None,
+    ) -> None:
         super().__init__(size, batch)
         shape = (self.batch, 3, self.height, self.width)
         if isinstance(init, str) and init == "uniform":
@@ -79,13 +84,23 @@ def _frequencies(h: int, w: int) -> torch.Tensor:
 
 
 class FourierImage(Parameterization):
+    scale: torch.Tensor
+
     """Lucid's parameterization: a spectrum scaled by 1/f^decay, inverse FFT, decorrelated
     colour, sigmoid. Gradient steps then act on all frequencies alike, as natural images'
     spectra would have them, instead of favouring high-frequency noise."""
 
-    def __init__(self, size: int | Sequence[int] = 224, batch: int = 1, *, decay: float = 1.0,
-                 decorrelate: bool = True, sd: float = 0.01, init: Photo | None = None,
-                 generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self,
+        size: int | Sequence[int] = 224,
+        batch: int = 1,
+        *,
+        decay: float = 1.0,
+        decorrelate: bool = True,
+        sd: float = 0.01,
+        init: Photo | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
         super().__init__(size, batch)
         self.decorrelate = decorrelate
         freqs = _frequencies(self.height, self.width)
@@ -110,6 +125,8 @@ class FourierImage(Parameterization):
 
 
 class MacoImage(Parameterization):
+    magnitude: torch.Tensor
+
     """Magnitude-constrained phase optimization (MACO, Fel et al. 2023).
 
     The amplitude spectrum is fixed to that of natural images; only the phase is learned,
@@ -118,9 +135,16 @@ class MacoImage(Parameterization):
     a folder given as ``spectrum``; nothing is downloaded.
     """
 
-    def __init__(self, size: int | Sequence[int] = 224, batch: int = 1, *,
-                 spectrum: torch.Tensor | str | Path | None = None, contrast: float = 1.5,
-                 init: Photo | None = None, generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self,
+        size: int | Sequence[int] = 224,
+        batch: int = 1,
+        *,
+        spectrum: torch.Tensor | str | Path | None = None,
+        contrast: float = 1.5,
+        init: Photo | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
         super().__init__(size, batch)
         if spectrum is None or isinstance(spectrum, (str, Path)):
             spectrum = natural_spectrum(self.height, self.width, folder=spectrum)

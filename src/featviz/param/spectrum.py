@@ -43,8 +43,9 @@ def natural_spectrum(height: int, width: int, folder: str | Path | None = None) 
     ref = _natural(None if folder is None else str(folder))
     # Resample in centred (fftshift-ed) frequency order so that low frequencies stay together.
     shifted = torch.fft.fftshift(ref, dim=-2)[None]
-    out = torch.nn.functional.interpolate(shifted, size=(height, width // 2 + 1), mode="bilinear",
-                                          align_corners=False)[0]
+    out = torch.nn.functional.interpolate(shifted, size=(height, width // 2 + 1), mode="bilinear", align_corners=False)[
+        0
+    ]
     out = torch.fft.ifftshift(out, dim=-2) * (height * width) ** 0.5 / _REFERENCE
     out[:, 0, 0] = 0.0
     return out

@@ -1,0 +1,89 @@
+"""Truncated forward: per-step cost of an early channel vs a class logit, in one run.
+
+    python bench/truncation.py [--size 224] [--steps 20]
+
+Prints, side by side: featviz's per-step time for ``blocks.1:0`` and ``logits:hen`` (Fourier
+image, jitter/scale/rotate, Adam; batch 1), the same channel with truncation switched off, and the bare
+forward + input-gradient backward through ``conv_stem..blocks.1`` alone vs the whole network.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from common import machine, time_interleaved
+
+import featviz
+from featviz import transforms as T
+from featviz.hooks import capture
+from featviz.param import FourierImage
+from featviz.render import _scores
+
+
+def featviz_step(adapter, unit: str, size: int, truncate: bool = True):
+    obj = featviz.parse_objective(unit, adapter)
+    param = FourierImage(size, 1, generator=torch.Generator().manual_seed(0))
+    opt = torch.optim.Adam(param.parameters(), lr=0.05)
+    # Lucid's jitter, scale and rotation (fused into one resampling), without the padding so
+    # that every step feeds the model exactly size x size pixels, like the bare baseline.
+    tfm = T.Compose([T.jitter(8), T.random_scale(0.9, 1.1), T.random_rotate(10)])
+    gen = torch.Generator().manual_seed(0)
+    ctx = capture(adapter, obj.layers, truncate=truncate)
+    cap = ctx.__enter__()
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        image = param()
+        (-_scores(obj, cap(tfm(image, gen)), image, 1).sum()).backward()
+        opt.step()
+
+    return step, ctx
+
+
+def bare_step(module: torch.nn.Module, size: int):
+    x = torch.rand(1, 3, size, size, requires_grad=True)
+
+    def step():
+        x.grad = None
+        module(x).pow(2).mean().backward()
+
+    return step
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--steps", type=int, default=40)
+    args = ap.parse_args()
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    adapter = featviz.load_model("efficientnet_lite0")
+    m = adapter.module.eval().requires_grad_(False)
+    fns, contexts = {}, []
+    for label, unit, trunc in [
+        ("blocks.1:0", "blocks.1:0", True),
+        ("logits:hen", "logits:hen", True),
+        ("blocks.1:0, no truncation", "blocks.1:0", False),
+    ]:
+        fns[label], ctx = featviz_step(adapter, unit, args.size, trunc)
+        contexts.append(ctx)
+    early = torch.nn.Sequential(m.conv_stem, m.bn1, m.blocks[0], m.blocks[1])
+    fns["bare fwd+bwd, stem..blocks.1"] = bare_step(early, args.size)
+    fns["bare fwd+bwd, whole network"] = bare_step(m, args.size)
+    try:
+        rows = time_interleaved(fns, args.steps)
+    finally:
+        for ctx in contexts:
+            ctx.__exit__(None, None, None)
+    print(f"machine: {machine()}; EfficientNet-Lite0, {args.size} px, batch 1, median of {args.steps} steps\n")
+    print("| measurement | ms / step | vs logits:hen (featviz) |")
+    print("|---|---|---|")
+    base = rows["logits:hen"]
+    for label, sec in rows.items():
+        print(f"| {label} | {sec * 1e3:.1f} | {sec / base:.0%} |")
+    bare = rows["bare fwd+bwd, stem..blocks.1"] / rows["bare fwd+bwd, whole network"]
+    print(f"\nbare ratio stem..blocks.1 / whole network: {bare:.0%}")
+
+
+if __name__ == "__main__":
+    main()
