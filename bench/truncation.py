@@ -10,6 +10,7 @@ forward + input-gradient backward through ``conv_stem..blocks.1`` alone vs the w
 from __future__ import annotations
 
 import argparse
+import copy
 
 import torch
 from common import machine, time_interleaved
@@ -42,6 +43,7 @@ def featviz_step(adapter, unit: str, size: int, truncate: bool = True):
 
 
 def bare_step(module: torch.nn.Module, size: int):
+    module.requires_grad_(False)
     x = torch.rand(1, 3, size, size, requires_grad=True)
 
     def step():
@@ -58,7 +60,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(min(2, torch.get_num_threads()))
     adapter = featviz.load_model("efficientnet_lite0")
-    m = adapter.module.eval().requires_grad_(False)
+    # The bare baseline runs on an untouched copy, made before any render is open (featviz
+    # folds batch norms and switches to channels-last while its renders are open).
+    m = copy.deepcopy(adapter.module.eval())
     fns, contexts = {}, []
     for label, unit, trunc in [
         ("blocks.1:0", "blocks.1:0", True),
@@ -73,7 +77,7 @@ def main() -> None:
     try:
         rows = time_interleaved(fns, args.steps)
     finally:
-        for ctx in contexts:
+        for ctx in reversed(contexts):  # nested contexts close last-in, first-out
             ctx.__exit__(None, None, None)
     print(f"machine: {machine()}; EfficientNet-Lite0, {args.size} px, batch 1, median of {args.steps} steps\n")
     print("| measurement | ms / step | vs logits:hen (featviz) |")

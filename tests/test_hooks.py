@@ -47,13 +47,14 @@ def test_weights_are_frozen_inside_a_render(lite0):
 
 def test_forward_stops_after_the_deepest_needed_layer(lite0):
     ran = []
-    handles = [lite0.module.blocks[i].register_forward_hook(lambda m, i, o, n=i: ran.append(n)) for i in range(7)]
-    try:
-        with capture(lite0, ["blocks.2", "blocks.1"]) as cap:
+    with capture(lite0, ["blocks.2", "blocks.1"]) as cap:
+        blocks = lite0.module.blocks
+        handles = [blocks[i].register_forward_pre_hook(lambda m, i, n=i: ran.append(n)) for i in range(7)]
+        try:
             acts = cap(torch.rand(1, 3, 64, 64))
-    finally:
-        for h in handles:
-            h.remove()
+        finally:
+            for h in handles:
+                h.remove()
     assert set(acts) == {"blocks.1", "blocks.2"}
     assert ran == [0, 1, 2]  # blocks 3..6 never ran
 
@@ -69,3 +70,17 @@ def test_weight_layout_is_restored_and_nested_captures_do_not_interfere(lite0):
             shallow = outer(x)
     assert set(deep) == {"blocks.3"} and set(shallow) == {"blocks.1"}
     assert [(p.data_ptr(), p.stride()) for p in weights] == before
+
+
+def test_batchnorm_folding_is_exact_and_undone(lite0):
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        plain = lite0(x)
+    state = {k: v.clone() for k, v in lite0.module.state_dict().items()}
+    with capture(lite0, ["logits"], channels_last=False) as cap, torch.no_grad():
+        folded = cap(x)["logits"]
+        assert any("forward" in m.__dict__ for m in lite0.module.modules())
+    assert torch.allclose(folded, plain, atol=1e-4)
+    assert not any("forward" in m.__dict__ for m in lite0.module.modules())
+    after = lite0.module.state_dict()
+    assert after.keys() == state.keys() and all(torch.equal(after[k], v) for k, v in state.items())

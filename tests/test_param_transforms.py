@@ -80,8 +80,10 @@ def test_gaussian_blur_preserves_mean_and_smooths():
 
 def test_fused_pad_matches_plain_padding():
     x = torch.rand(2, 3, 10, 10)
-    for mode, expected in [("constant", torch.nn.functional.pad(x, (3, 3, 3, 3), value=0.5)),
-                           ("replicate", torch.nn.functional.pad(x, (3, 3, 3, 3), mode="replicate"))]:
+    for mode, expected in [
+        ("constant", torch.nn.functional.pad(x, (3, 3, 3, 3), value=0.5)),
+        ("replicate", torch.nn.functional.pad(x, (3, 3, 3, 3), mode="replicate")),
+    ]:
         out = T.Compose([T.Pad(3, mode=mode)])(x, torch.Generator())
         assert torch.allclose(out, expected, atol=1e-5), mode
 

@@ -9,13 +9,14 @@ costs a fraction of a full forward. Everything is restored in ``finally``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import torch
 from torch import nn
 
 from featviz.errors import FeatvizError, RenderError
+from featviz.fold import fold_batchnorm
 from featviz.models.adapter import INPUT, LOGITS, ModelAdapter
 
 
@@ -102,14 +103,16 @@ def capture(
     truncate: bool = True,
     freeze: bool = True,
     channels_last: bool | None = None,
+    fold: bool | None = None,
 ) -> Iterator[Capture]:
     """Hook ``layers`` of ``adapter`` for the duration of the block.
 
     Inside, the model is in eval mode and (with ``freeze``) no parameter requires grad.
-    ``channels_last`` (default: when the model has 2-D convolutions) stores 4-D weights and
-    inputs channels-last, which runs convolutions faster on CPUs and GPUs alike.
-    On exit, hooks are removed and the training flag, every parameter's ``requires_grad``
-    and the weights' memory layout are restored, also when the block raised.
+    ``fold`` (default: with ``freeze``) folds batch norms into the convolutions before them
+    (:mod:`featviz.fold`); ``channels_last`` (default: when the model has 2-D convolutions)
+    stores 4-D weights and inputs channels-last. Both only make the same computation faster.
+    On exit, hooks are removed and the training flag, every parameter's ``requires_grad``,
+    weights and their memory layout are restored, also when the block raised.
     """
     module = adapter.module
     if channels_last is None:
@@ -117,27 +120,32 @@ def capture(
     cap = Capture(adapter, layers, truncate=truncate, channels_last=channels_last)
     was_training = module.training
     grad_flags = [(p, p.requires_grad) for p in module.parameters()]
-    layouts = [(t, t.data) for t in [*module.parameters(), *module.buffers()] if t.dim() == 4]
-    try:
-        if channels_last:
+    layouts: list[tuple[torch.Tensor, torch.Tensor]] = []
+    with ExitStack() as stack:
+        try:
+            module.eval()
+            if freeze:
+                for p, _ in grad_flags:
+                    p.requires_grad_(False)
+            if fold if fold is not None else freeze:
+                probe = torch.rand(1, 3, 64, 64, device=adapter.device)
+                stack.enter_context(fold_batchnorm(module, keep=cap.modules, check=adapter.normalize(probe)))
+            if channels_last:
+                layouts = [(t, t.data) for t in [*module.parameters(), *module.buffers()] if t.dim() == 4]
+                for t, data in layouts:
+                    t.data = data.contiguous(memory_format=torch.channels_last)
+            for name in cap.modules:
+                cap.handles.append(adapter.get_module(name).register_forward_hook(cap._hook(name)))
+            yield cap
+        finally:
+            for handle in cap.handles:
+                handle.remove()
+            cap.handles.clear()
             for t, data in layouts:
-                t.data = data.contiguous(memory_format=torch.channels_last)
-        module.eval()
-        if freeze:
-            for p, _ in grad_flags:
-                p.requires_grad_(False)
-        for name in cap.modules:
-            cap.handles.append(adapter.get_module(name).register_forward_hook(cap._hook(name)))
-        yield cap
-    finally:
-        for handle in cap.handles:
-            handle.remove()
-        cap.handles.clear()
-        for p, flag in grad_flags:
-            p.requires_grad_(flag)
-        for t, data in layouts:
-            t.data = data
-        module.train(was_training)
+                t.data = data
+            for p, flag in grad_flags:
+                p.requires_grad_(flag)
+            module.train(was_training)
 
 
 def hook_count(module: nn.Module) -> int:
