@@ -25,7 +25,7 @@ def _pairs(module: nn.Module, keep: set[str]) -> list[tuple[nn.Conv2d, nn.BatchN
     pairs = []
     for parent_name, parent in module.named_modules():
         children = list(parent.named_children())
-        for (cname, conv), (bname, bn) in zip(children, children[1:]):
+        for (cname, conv), (bname, bn) in zip(children, children[1:], strict=False):
             full = [f"{parent_name}.{n}" if parent_name else n for n in (cname, bname)]
             if (
                 isinstance(conv, nn.Conv2d)
@@ -40,12 +40,26 @@ def _pairs(module: nn.Module, keep: set[str]) -> list[tuple[nn.Conv2d, nn.BatchN
     return pairs
 
 
+def _affine_of(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel ``scale, shift`` with ``bn(x) == x * scale + shift`` in eval mode."""
+    assert bn.running_var is not None and bn.running_mean is not None  # checked in _pairs
+    scale = 1 / torch.sqrt(bn.running_var + bn.eps)
+    if bn.affine:
+        scale = scale * bn.weight
+    shift = -bn.running_mean * scale
+    return scale, shift + bn.bias if bn.affine else shift
+
+
 def _bn_free_forward(bn: nn.Module) -> Any:
     """The module's forward without its normalization (timm's BatchNormAct2d keeps drop + act)."""
-    drop, act = getattr(bn, "drop", None), getattr(bn, "act", None)
-    if drop is None and act is None:
-        return lambda x: x
-    return lambda x: act(drop(x)) if drop is not None and act is not None else (act or drop)(x)
+    rest = [m for m in (getattr(bn, "drop", None), getattr(bn, "act", None)) if m is not None]
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        for m in rest:
+            x = m(x)
+        return x
+
+    return forward
 
 
 @contextmanager
@@ -60,12 +74,7 @@ def fold_batchnorm(module: nn.Module, keep: Iterable[str] = (), check: torch.Ten
         with torch.no_grad():
             reference = module(check) if check is not None and pairs else None
             for conv, bn in pairs:
-                scale = (
-                    bn.weight / torch.sqrt(bn.running_var + bn.eps)
-                    if bn.affine
-                    else 1 / torch.sqrt(bn.running_var + bn.eps)
-                )
-                shift = (bn.bias if bn.affine else 0) - bn.running_mean * scale
+                scale, shift = _affine_of(bn)
                 bias = conv.bias
                 saved.append((conv, bn, conv.weight.data, bias))
                 conv.weight.data = conv.weight.data * scale.view(-1, 1, 1, 1)
