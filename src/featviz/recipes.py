@@ -154,7 +154,6 @@ RECIPES: dict[str, Recipe] = {
             lr=0.05,
             steps=128,
             transforms=(
-                ("pad", {"pixels": 8, "mode": "reflect"}),
                 ("crops", {"k": 4, "area": (0.25, 1.0)}),
                 ("color", {"brightness": 0.05, "contrast": 0.05}),
                 ("noise", {"std": 0.02}),
