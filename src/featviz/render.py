@@ -45,11 +45,11 @@ class RenderResult:
     record: dict[str, Any]
     frames: list[torch.Tensor] = field(default_factory=list)
 
-    def save(self, path: str, **kwargs: Any) -> list[str]:
-        """Write PNG(s) and a JSON sidecar; see :func:`featviz.io.records.save_result`."""
+    def save(self, path: str) -> list[str]:
+        """Write PNG(s) and a JSON sidecar each; see :func:`featviz.io.records.save_result`."""
         from featviz.io.records import save_result
 
-        return [str(p) for p in save_result(self, path, **kwargs)]
+        return [str(p) for p in save_result(self, path)]
 
 
 def to_objective(objective: ObjectiveLike, adapter: ModelAdapter) -> tuple[O.Objective, int]:
