@@ -6,7 +6,9 @@ import sys
 import featviz
 
 PUBLIC = [
+    "AtlasResult",
     "DEFAULT_MODEL",
+    "DreamResult",
     "FeatvizError",
     "FourierImage",
     "ImageError",
@@ -23,6 +25,8 @@ PUBLIC = [
     "UnknownClassError",
     "UnknownLayerError",
     "UnknownModelError",
+    "ZoomResult",
+    "atlas",
     "batched",
     "capture",
     "channel",
@@ -30,7 +34,9 @@ PUBLIC = [
     "class_logit",
     "class_probability",
     "direction",
+    "diverse",
     "diversity",
+    "dream",
     "get_recipe",
     "imagenet_labels",
     "l1",
@@ -42,6 +48,7 @@ PUBLIC = [
     "parse_unit",
     "render",
     "total_variation",
+    "zoom",
 ]
 
 

@@ -5,6 +5,9 @@
 class_logit('hen') - 0.05 * channel('blocks.5', 3)
 """
 
+from featviz.atlas import AtlasResult, atlas
+from featviz.diverse import diverse
+from featviz.dream import DreamResult, dream
 from featviz.errors import (
     FeatvizError,
     ImageError,
@@ -35,11 +38,14 @@ from featviz.param import FourierImage, MacoImage, PixelImage
 from featviz.recipes import RECIPES, Recipe, get_recipe
 from featviz.render import RenderResult, render
 from featviz.units import parse_objective, parse_unit
+from featviz.zoom import ZoomResult, zoom
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AtlasResult",
     "DEFAULT_MODEL",
+    "DreamResult",
     "FeatvizError",
     "FourierImage",
     "ImageError",
@@ -56,6 +62,8 @@ __all__ = [
     "UnknownClassError",
     "UnknownLayerError",
     "UnknownModelError",
+    "ZoomResult",
+    "atlas",
     "batched",
     "capture",
     "channel",
@@ -63,7 +71,9 @@ __all__ = [
     "class_logit",
     "class_probability",
     "direction",
+    "diverse",
     "diversity",
+    "dream",
     "get_recipe",
     "imagenet_labels",
     "l1",
@@ -75,4 +85,5 @@ __all__ = [
     "parse_unit",
     "render",
     "total_variation",
+    "zoom",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -14,6 +15,10 @@ from featviz.models import DEFAULT_MODEL
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "unit"
+
+
+def _png(path: str) -> str:
+    return path if Path(path).suffix else f"{path}.png"
 
 
 class _Group(click.Group):
@@ -44,6 +49,14 @@ def main() -> None:
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, mps")
 @click.option("--init", "init", type=click.Path(dir_okay=False), help="start from this photo")
 @click.option("--out", "-o", type=click.Path(dir_okay=False), help="PNG path (default: MODEL_UNIT.png)")
+@click.option("--animate", type=click.Path(dir_okay=False), help="also write the optimization as .gif or .mp4")
+@click.option(
+    "--every", type=click.IntRange(min=1), default=4, show_default=True, help="animation: a frame every K steps"
+)
+@click.option("--fps", type=float, default=12.0, show_default=True, help="animation frames per second")
+@click.option("--diversity", type=click.IntRange(min=2), help="render N images of UNIT that differ from each other")
+@click.option("--diversity-weight", type=float, help="weight of the diversity term (default 10)")
+@click.option("--diversity-layer", help="layer where images are compared (default: the unit's own)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar")
 def render(
     model: str,
@@ -56,39 +69,52 @@ def render(
     device: str,
     init: str | None,
     out: str | None,
+    animate: str | None,
+    every: int,
+    fps: float,
+    diversity: int | None,
+    diversity_weight: float | None,
+    diversity_layer: str | None,
     quiet: bool,
 ) -> None:
     """Render UNIT of MODEL and write a PNG with a JSON record beside it.
 
     UNIT is LAYER:CHANNEL (blocks.5:51), LAYER:CHANNEL@X,Y (a neuron), LAYER (DeepDream),
     logits:CLASS or probs:CLASS (class name or index), or an expression of these such as
-    "logits:hen - logits:cock".
+    "logits:hen - logits:cock". With --diversity N, OUT is a grid of the N images and each
+    image is also written as OUT_0.png, OUT_1.png, ...
     """
     import featviz
+    from featviz.callbacks import RecordFrames
     from featviz.io.images import load_image
 
     adapter = featviz.load_model(model)
-    photo = load_image(init) if init else None
-    result = featviz.render(
-        adapter,
-        unit,
-        recipe=recipe,
-        steps=steps,
-        size=size,
-        lr=lr,
-        seed=seed,
-        device=device,
-        init=photo,
-        progress=not quiet,
-    )
-    target = out or f"{_slug(adapter.name)}_{_slug(unit)}.png"
+    frames = RecordFrames(every=every)
+    kwargs: dict[str, Any] = dict(recipe=recipe, steps=steps, size=size, lr=lr, seed=seed, device=device)
+    kwargs.update(init=load_image(init) if init else None, callbacks=[frames] if animate else [], progress=not quiet)
+    if diversity:
+        from featviz.diverse import DEFAULT_WEIGHT, diverse
+
+        weight = DEFAULT_WEIGHT if diversity_weight is None else diversity_weight
+        result = diverse(adapter, unit, diversity, weight=weight, layer=diversity_layer, **kwargs)
+    else:
+        result = featviz.render(adapter, unit, **kwargs)
+    target = _png(out or f"{_slug(adapter.name)}_{_slug(unit)}")
     paths = result.save(target)
-    score = result.final[0].item()
-    line = f"wrote {paths[0]} ({result.record['seconds']:.1f} s, score {score:.3f})"
+    if diversity:
+        from featviz.io.grid import save_grid
+
+        paths = [str(save_grid(result.images, target, [str(i) for i in range(diversity)], columns=diversity))]
+    scores = ", ".join(f"{s:.3f}" for s in result.final.tolist())
+    line = f"wrote {paths[0]} ({result.record['seconds']:.1f} s, score {scores})"
     if adapter.labels is not None:
-        top = adapter.predict(result.images)[0][0]
-        line += f"; {adapter.name} sees {top[1]!r} ({top[0]}) at {top[2]:.2f}"
+        seen = ", ".join(f"{p[0][1]!r} ({p[0][0]}) at {p[0][2]:.2f}" for p in adapter.predict(result.images))
+        line += f"; {adapter.name} sees {seen}"
     click.echo(line)
+    if animate:
+        from featviz.io.video import write_animation
+
+        click.echo(f"wrote {write_animation(frames.frames, animate, fps=fps)} ({len(frames.frames)} frames)")
 
 
 @main.command()
@@ -156,6 +182,195 @@ def recipes() -> None:
 
     for r in RECIPES.values():
         click.echo(f"{r.name:<8} {r.param:<8} {r.steps:>4} steps  {r.description}")
+
+
+@main.command()
+@click.argument("model", default=DEFAULT_MODEL)
+@click.argument("layer")
+@click.option("--channels", help="START:STOP[:STEP] or a comma list (default: all channels)")
+@click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True, help="channels per render")
+@click.option("--recipe", default="default", show_default=True)
+@click.option("--steps", type=int, help="optimization steps (recipe's value when left out)")
+@click.option("--size", type=int, default=128, show_default=True, help="tile size in pixels")
+@click.option("--lr", type=float, help="learning rate (recipe's value when left out)")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--crop", type=click.IntRange(min=0), default=0, show_default=True, help="pixels cut from each tile side")
+@click.option("--columns", type=click.IntRange(min=1), help="tiles per row (default: about square)")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--out", "-o", type=click.Path(dir_okay=False), help="grid PNG (default: MODEL_LAYER_atlas.png)")
+@click.option(
+    "--tiles", "tiles_dir", type=click.Path(file_okay=False), help="work folder (default: OUT's stem + _tiles)"
+)
+@click.option("--quiet", "-q", is_flag=True, help="no progress bar")
+def atlas(
+    model: str,
+    layer: str,
+    channels: str | None,
+    batch: int,
+    recipe: str,
+    steps: int | None,
+    size: int,
+    lr: float | None,
+    seed: int,
+    crop: int,
+    columns: int | None,
+    device: str,
+    out: str | None,
+    tiles_dir: str | None,
+    quiet: bool,
+) -> None:
+    """Render the CHANNELS of LAYER, BATCH at a time, into a labelled grid.
+
+    Each finished tile is saved in the work folder (TILES/tiles/CHANNEL.png and .json) as
+    soon as its batch is done; run the same command again after an interruption and only
+    the missing tiles are rendered.
+    """
+    import featviz
+
+    adapter = featviz.load_model(model)
+    target = Path(_png(out or f"{_slug(adapter.name)}_{_slug(layer)}_atlas"))
+    work = Path(tiles_dir) if tiles_dir else target.with_name(f"{target.stem}_tiles")
+    try:
+        result = featviz.atlas(
+            adapter,
+            layer,
+            channels,
+            batch=batch,
+            recipe=recipe,
+            steps=steps,
+            lr=lr,
+            size=size,
+            seed=seed,
+            crop=crop,
+            columns=columns,
+            out_dir=work,
+            device=device,
+            progress=not quiet,
+        )
+    except KeyboardInterrupt:
+        done = len(list((work / "tiles").glob("*.json")))
+        click.echo(f"\ninterrupted: {done} finished tiles kept in {work}; run the same command to resume", err=True)
+        sys.exit(130)
+    path = result.save(target)
+    took = result.record["seconds"]
+    click.echo(
+        f"wrote {path} ({len(result.channels)} channels: {len(result.rendered)} rendered, "
+        f"{len(result.loaded)} loaded from {work}; {took:.1f} s)"
+    )
+
+
+@main.command()
+@click.argument("image")
+@click.argument("unit_or_layer")
+@click.option("--model", default=DEFAULT_MODEL, show_default=True)
+@click.option("--octaves", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--octave-scale", type=click.FloatRange(min=1.0), default=1.4, show_default=True)
+@click.option("--steps", type=click.IntRange(min=1), default=10, show_default=True, help="steps per octave")
+@click.option("--lr", type=float, default=0.01, show_default=True, help="mean change of a pixel per step")
+@click.option("--jitter", type=click.IntRange(min=0), default=16, show_default=True, help="largest random shift (px)")
+@click.option("--size", type=int, help="resize the photo so that its longer side has this many pixels")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--out", "-o", type=click.Path(dir_okay=False), help="PNG path (default: IMAGE_dream.png)")
+@click.option("--quiet", "-q", is_flag=True, help="no progress bar")
+def dream(
+    image: str,
+    unit_or_layer: str,
+    model: str,
+    octaves: int,
+    octave_scale: float,
+    steps: int,
+    lr: float,
+    jitter: int,
+    size: int | None,
+    seed: int,
+    device: str,
+    out: str | None,
+    quiet: bool,
+) -> None:
+    """DeepDream: amplify UNIT_OR_LAYER (blocks.4, blocks.3:12, logits:hen...) in the photo IMAGE.
+
+    IMAGE is an image file or skimage:NAME for a photo shipped with scikit-image
+    (skimage:astronaut, skimage:chelsea, skimage:coffee, ...).
+    """
+    import featviz
+    from featviz.io.images import load_image
+
+    result = featviz.dream(
+        featviz.load_model(model),
+        load_image(image),
+        unit_or_layer,
+        octaves=octaves,
+        octave_scale=octave_scale,
+        steps=steps,
+        lr=lr,
+        jitter=jitter,
+        size=size,
+        seed=seed,
+        device=device,
+        progress=not quiet,
+    )
+    target = _png(out or f"{_slug(Path(image).stem if ':' not in image else image)}_dream")
+    path = result.save(target)
+    h, w = result.image.shape[-2:]
+    click.echo(
+        f"wrote {path} ({w}x{h}, {len(result.octaves)} octaves, score {result.score_before:.3f} -> "
+        f"{result.score_after:.3f}, {result.record['seconds']:.1f} s)"
+    )
+
+
+@main.command()
+@click.argument("model", default=DEFAULT_MODEL)
+@click.argument("unit")
+@click.option("--frames", type=click.IntRange(min=1), default=120, show_default=True)
+@click.option("--zoom", "factor", type=click.FloatRange(min=1.0), default=1.04, show_default=True, help="per frame")
+@click.option("--steps-per-frame", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--first-steps", type=click.IntRange(min=1), help="steps of the first frame (recipe's value)")
+@click.option("--size", type=int, default=128, show_default=True)
+@click.option("--recipe", default="default", show_default=True)
+@click.option("--lr", type=float, help="learning rate (recipe's value when left out)")
+@click.option("--fps", type=float, default=24.0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option(
+    "--out", "-o", type=click.Path(dir_okay=False), default="zoom.mp4", show_default=True, help=".mp4 or .gif"
+)
+@click.option("--quiet", "-q", is_flag=True, help="no progress bar")
+def zoom(
+    model: str,
+    unit: str,
+    frames: int,
+    factor: float,
+    steps_per_frame: int,
+    first_steps: int | None,
+    size: int,
+    recipe: str,
+    lr: float | None,
+    fps: float,
+    seed: int,
+    device: str,
+    out: str,
+    quiet: bool,
+) -> None:
+    """Eternal zoom into UNIT: each frame magnifies the last one and optimizes a few steps."""
+    import featviz
+
+    result = featviz.zoom(
+        featviz.load_model(model),
+        unit,
+        frames=frames,
+        factor=factor,
+        steps_per_frame=steps_per_frame,
+        first_steps=first_steps,
+        size=size,
+        recipe=recipe,
+        lr=lr,
+        seed=seed,
+        device=device,
+        progress=not quiet,
+    )
+    path = result.save(out, fps=fps)
+    click.echo(f"wrote {path} ({frames} frames, {path.stat().st_size / 1e6:.2f} MB, {result.record['seconds']:.1f} s)")
 
 
 if __name__ == "__main__":

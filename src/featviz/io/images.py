@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from featviz.errors import ImageError
+from featviz.errors import ImageError, suggestion
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -26,10 +26,56 @@ def to_tensor(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.array(arr, copy=True)).permute(2, 0, 1).float() / scale
 
 
+#: Photos bundled inside scikit-image (no download), for ``skimage:NAME`` image sources.
+SKIMAGE_PHOTOS = (
+    "astronaut",
+    "brick",
+    "camera",
+    "cat",
+    "chelsea",
+    "coffee",
+    "coins",
+    "colorwheel",
+    "grass",
+    "gravel",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "moon",
+    "page",
+    "retina",
+    "rocket",
+    "text",
+)
+
+
+def skimage_photo(name: str) -> torch.Tensor:
+    """A photo that ships with scikit-image, by name, as ``[3, H, W]`` in [0, 1].
+
+    >>> skimage_photo("chelsea").shape
+    torch.Size([3, 300, 451])
+    """
+    if name not in SKIMAGE_PHOTOS:
+        raise ImageError(
+            f"unknown scikit-image photo {name!r}: expected one of {', '.join(SKIMAGE_PHOTOS)}."
+            f"{suggestion(name, SKIMAGE_PHOTOS)}"
+        )
+    try:
+        import skimage.data
+    except ImportError:
+        raise ImageError(f"skimage:{name} needs scikit-image: pip install scikit-image") from None
+    return to_tensor(getattr(skimage.data, name)())
+
+
 def load_image(path: str | Path, size: int | Sequence[int] | None = None) -> torch.Tensor:
-    """Read an image file as ``[3, H, W]`` in [0, 1], optionally resized (see :func:`resize`)."""
+    """Read an image file as ``[3, H, W]`` in [0, 1], optionally resized (see :func:`resize`).
+
+    ``skimage:NAME`` reads a photo shipped with scikit-image instead (``skimage:astronaut``).
+    """
     from PIL import Image, UnidentifiedImageError
 
+    if isinstance(path, str) and path.startswith("skimage:"):
+        photo = skimage_photo(path.split(":", 1)[1])
+        return resize(photo, size) if size is not None else photo
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"image file not found: {path}")

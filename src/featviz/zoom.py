@@ -1,0 +1,128 @@
+"""Eternal zoom: render a unit, then over and over magnify the centre a little and let the
+optimization fill in new detail for a few steps. The frames make a video that seems to fall
+into the visualization forever."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from featviz.errors import FeatvizError
+from featviz.models import ModelAdapter, load_model
+from featviz.objectives import Objective
+from featviz.recipes import DEFAULT_RECIPE, Recipe, get_recipe
+from featviz.record import versions
+
+
+@dataclass
+class ZoomResult:
+    """The frames ``[3, H, W]`` (CPU, [0, 1]), the objective on each and the run record."""
+
+    frames: list[torch.Tensor]
+    scores: list[float]
+    record: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, path: str | Path, fps: float = 24.0) -> Path:
+        """Write the frames as MP4 / GIF (by suffix) and the record as a JSON sidecar."""
+        import json
+
+        from featviz.io.video import write_animation
+
+        target = write_animation(self.frames, path, fps=fps)
+        target.with_suffix(".json").write_text(json.dumps(dict(self.record, fps=fps), indent=2) + "\n")
+        return target
+
+
+def zoom_in(image: torch.Tensor, factor: float) -> torch.Tensor:
+    """Magnify the centre of ``[3, H, W]`` (or a batch) by ``factor``, keeping the size:
+    the central ``1 / factor`` of the image resampled to the full size (bilinear).
+
+    >>> image = torch.arange(16.0).view(1, 1, 4, 4).expand(1, 3, 4, 4)
+    >>> zoom_in(image, 2.0)[0, 0]
+    tensor([[ 3.7500,  4.2500,  4.7500,  5.2500],
+            [ 5.7500,  6.2500,  6.7500,  7.2500],
+            [ 7.7500,  8.2500,  8.7500,  9.2500],
+            [ 9.7500, 10.2500, 10.7500, 11.2500]])
+    """
+    if factor < 1:
+        raise FeatvizError(f"zoom factor must be at least 1, got {factor}")
+    batch = image if image.dim() == 4 else image[None]
+    theta = torch.tensor([[1 / factor, 0.0, 0.0], [0.0, 1 / factor, 0.0]], dtype=batch.dtype, device=batch.device)
+    grid = F.affine_grid(theta.expand(batch.shape[0], 2, 3), list(batch.shape), align_corners=False)
+    out = F.grid_sample(batch, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return out if image.dim() == 4 else out[0]
+
+
+def zoom(
+    model: str | nn.Module | ModelAdapter,
+    objective: str | Objective | Sequence[str | Objective],
+    *,
+    frames: int = 120,
+    factor: float = 1.04,
+    steps_per_frame: int = 4,
+    first_steps: int | None = None,
+    size: int = 128,
+    recipe: str | Recipe = DEFAULT_RECIPE,
+    lr: float | None = None,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    progress: bool = True,
+) -> ZoomResult:
+    """Render ``objective`` (``first_steps``, the recipe's steps when left out), then make
+    ``frames - 1`` more frames: each is the previous one zoomed in by ``factor`` and then
+    optimized for ``steps_per_frame`` steps starting from it (the ``init`` of the render).
+
+    >>> result = zoom("efficientnet_lite0", "blocks.2:5", frames=3, first_steps=4, steps_per_frame=1,
+    ...               size=64, progress=False)
+    >>> len(result.frames), tuple(result.frames[-1].shape)
+    (3, (3, 64, 64))
+    """
+    from tqdm.auto import tqdm
+
+    from featviz.render import render
+
+    start = time.perf_counter()
+    if frames < 1 or steps_per_frame < 1:
+        raise FeatvizError(f"expected frames >= 1 and steps_per_frame >= 1, got {frames} and {steps_per_frame}")
+    adapter = load_model(model)
+    rec = get_recipe(recipe).replace(size=size, **({"lr": lr} if lr is not None else {}))
+    first = render(adapter, objective, recipe=rec, steps=first_steps, seed=seed, device=device, progress=False)
+    out, scores = [first.images[0]], [float(first.final[0])]
+    for i in tqdm(range(1, frames), disable=not progress, desc="zoom", leave=False):
+        grown = zoom_in(out[-1], factor)
+        step = render(
+            adapter,
+            objective,
+            recipe=rec,
+            steps=steps_per_frame,
+            init=grown,
+            seed=seed + i,
+            device=device,
+            progress=False,
+        )
+        out.append(step.images[0])
+        scores.append(float(step.final[0]))
+    record = {
+        "kind": "zoom",
+        "model": adapter.name,
+        "unit": first.record["unit"],
+        "objective": first.record["objective"],
+        "recipe": rec.to_dict(),
+        "frames": frames,
+        "factor": factor,
+        "first_steps": first.record["steps"],
+        "steps_per_frame": steps_per_frame,
+        "size": size,
+        "seed": seed,
+        "scores": scores,
+        "seconds": round(time.perf_counter() - start, 3),
+        "versions": versions(),
+    }
+    return ZoomResult(out, scores, record)
