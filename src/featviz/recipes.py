@@ -74,61 +74,37 @@ _LUCID = (
     ("jitter", {"pixels": 4}),
 )
 
+# The classic tutorial's stages, each one the previous plus one improvement.
+_NAIVE = Recipe(
+    "naive",
+    "random uniform pixels, plain SGD: adversarial noise, the starting point",
+    param="pixel",
+    param_kwargs={"init": "uniform"},
+    optimizer="sgd",
+    lr=0.5,
+    steps=256,
+)
+_GRAY = _NAIVE.replace(
+    name="gray", description="naive, started from grey 0.5 +/- 0.005 noise", param_kwargs={"init": "gray"}
+)
+_ROBUST_STAGE = _GRAY.replace(
+    name="robust", description="gray plus colour jitter and random affine transforms", transforms=_ROBUST
+)
+_L2 = _ROBUST_STAGE.replace(
+    name="l2", description="robust plus an L2 penalty around grey (0.05), lr 1.5", lr=1.5, penalties=((0.05, "l2"),)
+)
+_BLUR = _L2.replace(
+    name="blur", description="l2 plus a Gaussian blur of the pixels every 10 steps", blur_every=10, blur_sigma=1.0
+)
+
 RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in [
-        Recipe(
-            "naive",
-            "random uniform pixels, plain SGD: adversarial noise, the starting point",
-            param="pixel",
-            param_kwargs={"init": "uniform"},
-            optimizer="sgd",
-            lr=0.5,
-            steps=256,
-        ),
-        Recipe(
-            "gray",
-            "naive, started from grey 0.5 +/- 0.005 noise",
-            param="pixel",
-            param_kwargs={"init": "gray"},
-            optimizer="sgd",
-            lr=0.5,
-            steps=256,
-        ),
-        Recipe(
-            "robust",
-            "gray plus colour jitter and random affine transforms every step",
-            param="pixel",
-            param_kwargs={"init": "gray"},
-            optimizer="sgd",
-            lr=0.5,
-            steps=256,
-            transforms=_ROBUST,
-        ),
-        Recipe(
-            "l2",
-            "robust plus an L2 penalty around grey (0.05), lr 1.5",
-            param="pixel",
-            param_kwargs={"init": "gray"},
-            optimizer="sgd",
-            lr=1.5,
-            steps=256,
-            transforms=_ROBUST,
-            penalties=((0.05, "l2"),),
-        ),
-        Recipe(
-            "blur",
-            "l2 plus a Gaussian blur of the pixels every 10 steps",
-            param="pixel",
-            param_kwargs={"init": "gray"},
-            optimizer="sgd",
-            lr=1.5,
-            steps=256,
-            transforms=_ROBUST,
-            penalties=((0.05, "l2"),),
-            blur_every=10,
-            blur_sigma=0.5,
-        ),
+        _NAIVE,
+        _GRAY,
+        _ROBUST_STAGE,
+        _L2,
+        _BLUR,
         Recipe(
             "lucid",
             "Lucid's defaults: Fourier 1/f, decorrelated colour, pad/jitter/scale/rotate, Adam 0.05, 512 steps",
