@@ -26,6 +26,7 @@ def main() -> None:
     ap.add_argument("--out", default="docs/images/recipes.png")
     ap.add_argument("--tile", type=int, default=160, help="tile size in the picture")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--size", type=int, help="render size (the model's 224 when left out)")
     args = ap.parse_args()
     torch.set_num_threads(min(2, torch.get_num_threads()))
     model = featviz.load_model("efficientnet_lite0")
@@ -37,7 +38,7 @@ def main() -> None:
         draw.text((label_w + j * (t + pad) + 4, 3), name, fill="black")
     for i, recipe in enumerate(RECIPES):
         start = time.perf_counter()
-        result = featviz.render(model, units, recipe=recipe, seed=args.seed, progress=False)
+        result = featviz.render(model, units, recipe=recipe, seed=args.seed, size=args.size, progress=False)
         top1 = [p[0][0] for p in model.predict(result.images, k=1)]
         print(f"{recipe}: {time.perf_counter() - start:.0f} s for 8 images; Lite0 top-1 hits "
               f"{sum(a == b for a, b in zip(top1, CLASSES, strict=True))}/8", flush=True)

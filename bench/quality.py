@@ -119,6 +119,7 @@ def main() -> None:
     ap.add_argument("--peer-classes", type=int, default=4, help="classes for the slow Horama peers")
     ap.add_argument("--only", nargs="*", help="run only these contenders (substring match)")
     ap.add_argument("--redo", action="store_true")
+    ap.add_argument("--table", action="store_true", help="only print the table of the results kept in OUT")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(min(2, torch.get_num_threads()))
@@ -126,9 +127,12 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     path = out / "results.json"
     results = json.loads(path.read_text()) if path.exists() and not args.redo else {}
+    photos = torch.stack([resize(p, 224) for p in natural_images().values()])
+    if args.table:
+        print(table(results, blown_out(photos)))
+        return
     judges = {n: featviz.load_model(n) for n in ("efficientnet_lite1", "efficientnet_lite2")}
     gen = featviz.load_model("efficientnet_lite0")
-    photos = torch.stack([resize(p, 224) for p in natural_images().values()])
     with torch.no_grad():
         natural_logits = gen(photos)
     for name, (kind, renderer) in CONTENDERS.items():
