@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import imageio.v3 as iio
+import pytest
 import torch
 from click.testing import CliRunner
 
@@ -32,6 +33,9 @@ def test_zoom_in_magnifies_the_centre():
     grown = zoom_in(image, 2.0)
     assert grown.shape == image.shape
     assert 30 * 30 < grown[0].gt(0.5).sum() < 34 * 34  # now about 32 px wide
+    assert grown.min() >= 0 and grown.max() <= 1  # bicubic overshoots; clamped
+    with pytest.raises(featviz.FeatvizError, match="fade"):
+        featviz.zoom("efficientnet_lite0", "blocks.2:1", fade=1.0)
 
 
 def test_cli_zoom_writes_an_animation(tmp_path):

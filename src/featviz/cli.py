@@ -294,11 +294,10 @@ def dream(
     (skimage:astronaut, skimage:chelsea, skimage:coffee, ...).
     """
     import featviz
-    from featviz.io.images import load_image
 
     result = featviz.dream(
         featviz.load_model(model),
-        load_image(image),
+        image,
         unit_or_layer,
         octaves=octaves,
         octave_scale=octave_scale,
@@ -324,7 +323,10 @@ def dream(
 @click.argument("unit")
 @click.option("--frames", type=click.IntRange(min=1), default=120, show_default=True)
 @click.option("--zoom", "factor", type=click.FloatRange(min=1.0), default=1.04, show_default=True, help="per frame")
-@click.option("--steps-per-frame", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--steps-per-frame", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option(
+    "--fade", type=click.FloatRange(0, 1, max_open=True), default=0.03, show_default=True, help="contrast pull"
+)
 @click.option("--first-steps", type=click.IntRange(min=1), help="steps of the first frame (recipe's value)")
 @click.option("--size", type=int, default=128, show_default=True)
 @click.option("--recipe", default="default", show_default=True)
@@ -342,6 +344,7 @@ def zoom(
     frames: int,
     factor: float,
     steps_per_frame: int,
+    fade: float,
     first_steps: int | None,
     size: int,
     recipe: str,
@@ -361,6 +364,7 @@ def zoom(
         frames=frames,
         factor=factor,
         steps_per_frame=steps_per_frame,
+        fade=fade,
         first_steps=first_steps,
         size=size,
         recipe=recipe,

@@ -143,6 +143,8 @@ def dream(
     record = {
         "kind": "dream",
         "model": adapter.name,
+        "image": str(image) if isinstance(image, (str, Path)) else f"tensor of shape {tuple(image.shape)}",
+        "size": list(sizes[-1]),
         "unit": unit_or_layer if isinstance(unit_or_layer, str) else repr(unit_or_layer),
         "objective": repr(obj),
         "octaves": [list(s) for s in sizes],

@@ -41,22 +41,29 @@ class ZoomResult:
 
 
 def zoom_in(image: torch.Tensor, factor: float) -> torch.Tensor:
-    """Magnify the centre of ``[3, H, W]`` (or a batch) by ``factor``, keeping the size:
-    the central ``1 / factor`` of the image resampled to the full size (bilinear).
+    """Magnify the centre of ``[3, H, W]`` (or a batch) in [0, 1] by ``factor``, keeping the
+    size: the central ``1 / factor`` of the image resampled to the full size.
 
-    >>> image = torch.arange(16.0).view(1, 1, 4, 4).expand(1, 3, 4, 4)
-    >>> zoom_in(image, 2.0)[0, 0]
-    tensor([[ 3.7500,  4.2500,  4.7500,  5.2500],
-            [ 5.7500,  6.2500,  6.7500,  7.2500],
-            [ 7.7500,  8.2500,  8.7500,  9.2500],
-            [ 9.7500, 10.2500, 10.7500, 11.2500]])
+    >>> image = torch.zeros(3, 8, 8)
+    >>> image[:, 3:5, 3:5] = 1.0
+    >>> (zoom_in(image, 2.0)[0] > 0.5).long()
+    tensor([[0, 0, 0, 0, 0, 0, 0, 0],
+            [0, 0, 0, 0, 0, 0, 0, 0],
+            [0, 0, 1, 1, 1, 1, 0, 0],
+            [0, 0, 1, 1, 1, 1, 0, 0],
+            [0, 0, 1, 1, 1, 1, 0, 0],
+            [0, 0, 1, 1, 1, 1, 0, 0],
+            [0, 0, 0, 0, 0, 0, 0, 0],
+            [0, 0, 0, 0, 0, 0, 0, 0]])
     """
     if factor < 1:
         raise FeatvizError(f"zoom factor must be at least 1, got {factor}")
     batch = image if image.dim() == 4 else image[None]
     theta = torch.tensor([[1 / factor, 0.0, 0.0], [0.0, 1 / factor, 0.0]], dtype=batch.dtype, device=batch.device)
     grid = F.affine_grid(theta.expand(batch.shape[0], 2, 3), list(batch.shape), align_corners=False)
-    out = F.grid_sample(batch, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    # Bicubic, not bilinear: every frame resamples the last one, and bilinear's slight blur
+    # compounds over the frames (the steady state is about half as sharp).
+    out = F.grid_sample(batch, grid, mode="bicubic", padding_mode="border", align_corners=False).clamp(0, 1)
     return out if image.dim() == 4 else out[0]
 
 
@@ -66,7 +73,8 @@ def zoom(
     *,
     frames: int = 120,
     factor: float = 1.04,
-    steps_per_frame: int = 4,
+    steps_per_frame: int = 8,
+    fade: float = 0.03,
     first_steps: int | None = None,
     size: int = 128,
     recipe: str | Recipe = DEFAULT_RECIPE,
@@ -79,6 +87,10 @@ def zoom(
     ``frames - 1`` more frames: each is the previous one zoomed in by ``factor`` and then
     optimized for ``steps_per_frame`` steps starting from it (the ``init`` of the render).
 
+    ``fade`` pulls every zoomed frame that much towards its mean colour first. Without it
+    each frame starts from the last one's contrast and adds more, so over a hundred frames
+    contrast and saturation ratchet up until the colours clip; 0.03 keeps them steady.
+
     >>> result = zoom("efficientnet_lite0", "blocks.2:5", frames=3, first_steps=4, steps_per_frame=1,
     ...               size=64, progress=False)
     >>> len(result.frames), tuple(result.frames[-1].shape)
@@ -89,14 +101,18 @@ def zoom(
     from featviz.render import render
 
     start = time.perf_counter()
-    if frames < 1 or steps_per_frame < 1:
-        raise FeatvizError(f"expected frames >= 1 and steps_per_frame >= 1, got {frames} and {steps_per_frame}")
+    if frames < 1 or steps_per_frame < 1 or not 0 <= fade < 1:
+        raise FeatvizError(
+            f"expected frames >= 1, steps_per_frame >= 1 and 0 <= fade < 1, got {frames}, {steps_per_frame}, {fade}"
+        )
     adapter = load_model(model)
     rec = get_recipe(recipe).replace(size=size, **({"lr": lr} if lr is not None else {}))
     first = render(adapter, objective, recipe=rec, steps=first_steps, seed=seed, device=device, progress=False)
     out, scores = [first.images[0]], [float(first.final[0])]
     for i in tqdm(range(1, frames), disable=not progress, desc="zoom", leave=False):
         grown = zoom_in(out[-1], factor)
+        mean = grown.mean(dim=(-2, -1), keepdim=True)
+        grown = mean + (grown - mean) * (1 - fade)
         step = render(
             adapter,
             objective,
@@ -119,6 +135,7 @@ def zoom(
         "factor": factor,
         "first_steps": first.record["steps"],
         "steps_per_frame": steps_per_frame,
+        "fade": fade,
         "size": size,
         "seed": seed,
         "scores": scores,
