@@ -30,8 +30,9 @@ def _kornia_shim() -> None:
             setattr(kornia, name, getattr(kt, name))
 
 
-def lucent(adapter: ModelAdapter, classes: list[int], seed: int, size: int = 128, steps: int = 512,
-           freeze: bool = False) -> torch.Tensor:
+def lucent(
+    adapter: ModelAdapter, classes: list[int], seed: int, size: int = 128, steps: int = 512, freeze: bool = False
+) -> torch.Tensor:
     """Lucent's ``render_vis`` with its defaults: Fourier + decorrelated 128 px image,
     standard transforms, Adam 0.05, 512 steps, upsampled to 224; weights not frozen."""
     _kornia_shim()
@@ -48,9 +49,14 @@ def lucent(adapter: ModelAdapter, classes: list[int], seed: int, size: int = 128
             torch.manual_seed(seed)
             np.random.seed(seed)
             images = render.render_vis(
-                model, f"classifier:{cls}", param_f=lambda: param.image(size),
-                transforms=[*transform.standard_transforms, norm], thresholds=(steps,),
-                preprocess=False, progress=False, show_image=False,
+                model,
+                f"classifier:{cls}",
+                param_f=lambda: param.image(size),
+                transforms=[*transform.standard_transforms, norm],
+                thresholds=(steps,),
+                preprocess=False,
+                progress=False,
+                show_image=False,
             )
             out.append(torch.from_numpy(images[-1]).permute(0, 3, 1, 2))
     finally:
@@ -59,8 +65,7 @@ def lucent(adapter: ModelAdapter, classes: list[int], seed: int, size: int = 128
     return torch.cat(out).float()
 
 
-def classic(adapter: ModelAdapter, classes: list[int], seed: int, size: int = 224, steps: int = 256
-            ) -> torch.Tensor:
+def classic(adapter: ModelAdapter, classes: list[int], seed: int, size: int = 224, steps: int = 256) -> torch.Tensor:
     """The classic tutorial's loop: SGD on raw pixels from grey, torchvision ColorJitter (no
     hue: it fails on images that require grad) + RandomAffine, L2 decay, blur every 10 steps."""
     from torchvision import transforms as T
@@ -102,8 +107,15 @@ def _in_dir_with_spectrum(spectrum: torch.Tensor) -> Iterator[None]:
             os.chdir(old)
 
 
-def horama(adapter: ModelAdapter, classes: list[int], seed: int, method: str = "fourier",
-           size: int = 512, steps: int = 512, crops: int = 4) -> torch.Tensor:
+def horama(
+    adapter: ModelAdapter,
+    classes: list[int],
+    seed: int,
+    method: str = "fourier",
+    size: int = 512,
+    steps: int = 512,
+    crops: int = 4,
+) -> torch.Tensor:
     """Horama's ``fourier`` or ``maco`` (lr 1.0, NAdam, small random crops of a large canvas),
     frozen weights; its output lives in the model's input range, mapped back to [0, 1]."""
     import horama
@@ -117,8 +129,14 @@ def horama(adapter: ModelAdapter, classes: list[int], seed: int, method: str = "
         for cls in classes:
             torch.manual_seed(seed)
             fn = getattr(horama, method)
-            image, _ = fn(lambda x, c=cls: model(x)[:, c].mean(), total_steps=steps, image_size=size,
-                          crops_per_iteration=crops, device="cpu", values_range=(lo, hi))
+            image, _ = fn(
+                lambda x, c=cls: model(x)[:, c].mean(),
+                total_steps=steps,
+                image_size=size,
+                crops_per_iteration=crops,
+                device="cpu",
+                values_range=(lo, hi),
+            )
             # Model input space -> [0, 1] through the model's own normalization (mean/std 0.5).
             mean = torch.tensor(adapter.mean).view(3, 1, 1)
             std = torch.tensor(adapter.std).view(3, 1, 1)

@@ -16,8 +16,16 @@ from PIL import Image, ImageDraw
 import featviz
 from featviz.io.images import resize, to_uint8
 
-CLASSES = {8: "hen", 144: "pelican", 288: "leopard", 587: "hammer", 605: "iPod", 800: "slot", 964: "potpie",
-           983: "scuba diver"}
+CLASSES = {
+    8: "hen",
+    144: "pelican",
+    288: "leopard",
+    587: "hammer",
+    605: "iPod",
+    800: "slot",
+    964: "potpie",
+    983: "scuba diver",
+}
 RECIPES = ["naive", "gray", "robust", "l2", "blur", "lucid", "maco", "default"]
 
 
@@ -40,8 +48,11 @@ def main() -> None:
         start = time.perf_counter()
         result = featviz.render(model, units, recipe=recipe, seed=args.seed, size=args.size, progress=False)
         top1 = [p[0][0] for p in model.predict(result.images, k=1)]
-        print(f"{recipe}: {time.perf_counter() - start:.0f} s for 8 images; Lite0 top-1 hits "
-              f"{sum(a == b for a, b in zip(top1, CLASSES, strict=True))}/8", flush=True)
+        print(
+            f"{recipe}: {time.perf_counter() - start:.0f} s for 8 images; Lite0 top-1 hits "
+            f"{sum(a == b for a, b in zip(top1, CLASSES, strict=True))}/8",
+            flush=True,
+        )
         y = 18 + i * (t + pad)
         draw.text((4, y + t // 2 - 6), recipe, fill="black")
         for j, img in enumerate(resize(result.images, t)):

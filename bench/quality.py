@@ -69,12 +69,17 @@ def blown_out(images: torch.Tensor) -> list[float]:
 
 
 def summary(r: list[int]) -> dict[str, float]:
-    return {"top1": sum(x == 0 for x in r) / len(r), "top5": sum(x < 5 for x in r) / len(r),
-            "median_rank": statistics.median(r), "mean_rank": statistics.fmean(r)}
+    return {
+        "top1": sum(x == 0 for x in r) / len(r),
+        "top5": sum(x < 5 for x in r) / len(r),
+        "median_rank": statistics.median(r),
+        "mean_rank": statistics.fmean(r),
+    }
 
 
-def measure(name: str, renderer: Renderer, classes: list[int], seed: int, judges: dict, natural_best: torch.Tensor,
-            out: Path) -> dict:
+def measure(
+    name: str, renderer: Renderer, classes: list[int], seed: int, judges: dict, natural_best: torch.Tensor, out: Path
+) -> dict:
     adapter = featviz.load_model("efficientnet_lite0")  # fresh: peers may leave hooks behind
     wall, cpu = time.perf_counter(), time.process_time()
     images = renderer(adapter, classes, seed)
@@ -87,9 +92,14 @@ def measure(name: str, renderer: Renderer, classes: list[int], seed: int, judges
         row.paste(Image.fromarray(to_uint8(img)), (i * 132, 0))
     row.save(out / f"{name.replace(' ', '_').replace('(', '').replace(')', '')}.png")
     result = {
-        "name": name, "classes": classes, "seed": seed, "image_size": images.shape[-1],
-        "seconds_per_image": wall / len(classes), "cpu_seconds_per_image": cpu / len(classes),
-        "blown_out": blown_out(images), "activation_multiple": (own / natural_best).tolist(),
+        "name": name,
+        "classes": classes,
+        "seed": seed,
+        "image_size": images.shape[-1],
+        "seconds_per_image": wall / len(classes),
+        "cpu_seconds_per_image": cpu / len(classes),
+        "blown_out": blown_out(images),
+        "activation_multiple": (own / natural_best).tolist(),
         "ranks": {j: ranks(judge, images, classes) for j, judge in judges.items()},
     }
     result["summary"] = {j: summary(r) for j, r in result["ranks"].items()}
@@ -97,18 +107,23 @@ def measure(name: str, renderer: Renderer, classes: list[int], seed: int, judges
 
 
 def table(results: dict[str, dict], natural_blown: list[float]) -> str:
-    lines = ["| contender | px | s / image | CPU s / image | Lite1 top-1 | Lite1 mean rank | Lite2 top-1 | "
-             "Lite2 top-5 | Lite2 median rank | Lite2 mean rank | blown-out (median) | activation x best photo |",
-             "|---" * 12 + "|"]
+    lines = [
+        "| contender | px | s / image | CPU s / image | Lite1 top-1 | Lite1 mean rank | Lite2 top-1 | "
+        "Lite2 top-5 | Lite2 median rank | Lite2 mean rank | blown-out (median) | activation x best photo |",
+        "|---" * 12 + "|",
+    ]
     for r in results.values():
         s1, s2 = r["summary"]["efficientnet_lite1"], r["summary"]["efficientnet_lite2"]
         lines.append(
             f"| {r['name']} ({len(r['classes'])} classes) | {r['image_size']} | {r['seconds_per_image']:.1f} | "
             f"{r['cpu_seconds_per_image']:.1f} | {s1['top1']:.0%} | {s1['mean_rank']:.1f} | {s2['top1']:.0%} | "
             f"{s2['top5']:.0%} | {s2['median_rank']:.0f} | {s2['mean_rank']:.1f} | "
-            f"{statistics.median(r['blown_out']):.2%} | {statistics.median(r['activation_multiple']):.1f} |")
-    lines.append(f"| natural photos ({len(natural_blown)}) | | | | | | | | | | {statistics.median(natural_blown):.2%} "
-                 f"(max {max(natural_blown):.1%}) | 1.0 |")
+            f"{statistics.median(r['blown_out']):.2%} | {statistics.median(r['activation_multiple']):.1f} |"
+        )
+    lines.append(
+        f"| natural photos ({len(natural_blown)}) | | | | | | | | | | {statistics.median(natural_blown):.2%} "
+        f"(max {max(natural_blown):.1%}) | 1.0 |"
+    )
     return "\n".join(lines)
 
 

@@ -29,8 +29,15 @@ from featviz.fold import fold_batchnorm
 def featviz_steps(adapter: featviz.ModelAdapter, recipe: str, batch: int, size: int, steps: int) -> list[float]:
     stamps: list[float] = []
     units = [f"logits:{c}" for c in (8, 144, 288, 587, 605, 800, 964, 983)[:batch]] * (batch // 8 + 1)
-    featviz.render(adapter, units[:batch], recipe=recipe, steps=steps, size=size, progress=False,
-                   callbacks=[lambda state: stamps.append(time.perf_counter())])
+    featviz.render(
+        adapter,
+        units[:batch],
+        recipe=recipe,
+        steps=steps,
+        size=size,
+        progress=False,
+        callbacks=[lambda state: stamps.append(time.perf_counter())],
+    )
     return [b - a for a, b in zip(stamps[3:], stamps[4:], strict=False)]  # skip warm-up steps
 
 
@@ -66,23 +73,30 @@ def main() -> None:
         for t in [*tuned.parameters(), *tuned.buffers()]:
             if t.dim() == 4:
                 t.data = t.data.contiguous(memory_format=torch.channels_last)
-        samples: dict[str, list[float]] = {"featviz render loop": [], "bare, as users write it": [],
-                                           "bare, folded BN + channels-last": []}
+        samples: dict[str, list[float]] = {
+            "featviz render loop": [],
+            "bare, as users write it": [],
+            "bare, folded BN + channels-last": [],
+        }
         for _ in range(args.rounds):
             samples["featviz render loop"] += featviz_steps(adapter, args.recipe, args.batch, args.size, args.steps)
             samples["bare, as users write it"] += bare_steps(plain, n, args.size, args.steps, False)
             samples["bare, folded BN + channels-last"] += bare_steps(tuned, n, args.size, args.steps, True)
     med = {k: statistics.median(v) for k, v in samples.items()}
     print(f"machine: {machine()}")
-    print(f"EfficientNet-Lite0, recipe {args.recipe!r}: {args.batch} image(s) x {copies} crops = {n} model inputs of "
-          f"{args.size} px per step; median over {args.rounds} rounds of {args.steps - 4} steps\n")
+    print(
+        f"EfficientNet-Lite0, recipe {args.recipe!r}: {args.batch} image(s) x {copies} crops = {n} model inputs of "
+        f"{args.size} px per step; median over {args.rounds} rounds of {args.steps - 4} steps\n"
+    )
     print("| contender | ms / step | vs featviz |")
     print("|---|---|---|")
     for k, v in med.items():
         print(f"| {k} | {v * 1e3:.1f} | {v / med['featviz render loop']:.2f}x |")
     over = med["featviz render loop"] / med["bare, folded BN + channels-last"] - 1
-    print(f"\nfeatviz overhead over the tuned bare limit: {over:+.0%}; over the plain bare limit: "
-          f"{med['featviz render loop'] / med['bare, as users write it'] - 1:+.0%}")
+    print(
+        f"\nfeatviz overhead over the tuned bare limit: {over:+.0%}; over the plain bare limit: "
+        f"{med['featviz render loop'] / med['bare, as users write it'] - 1:+.0%}"
+    )
     print(f"peak resident memory of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 
