@@ -86,3 +86,11 @@ def test_start_from_a_photo(lite0, photos):
     result = featviz.render(lite0, "blocks.5", recipe="lucid", init=photo, steps=1, lr=1e-4, size=128, progress=False)
     # One tiny step from a photo stays that photo (the Fourier encoding inverts exactly).
     assert (result.images[0] - photo.clamp(0.01, 0.99)).abs().mean() < 0.01
+
+
+def test_record_every_keeps_frames_of_the_image_forming(lite0):
+    result = featviz.render(lite0, "blocks.3:2", steps=10, size=64, record_every=4, progress=False)
+    assert len(result.frames) == 4  # after steps 0, 4, 8 and the last one, 9
+    assert torch.equal(result.frames[-1], result.images)
+    first, last = result.frames[0], result.frames[-1]
+    assert (last - first).abs().mean() > (result.frames[1] - first).abs().mean() * 0.5

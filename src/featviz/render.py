@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from featviz import objectives as O
-from featviz.callbacks import BlurEvery, Callback, StepState
+from featviz.callbacks import BlurEvery, Callback, RecordFrames, StepState
 from featviz.errors import FeatvizError, RenderError
 from featviz.hooks import Activations, capture
 from featviz.models import INPUT, ModelAdapter, load_model, resolve_device
@@ -114,6 +114,7 @@ def render(
     seed: int = 0,
     device: str | torch.device = "auto",
     callbacks: Sequence[Callback] = (),
+    record_every: int = 0,
     progress: bool = True,
 ) -> RenderResult:
     """Optimize images to maximize ``objective`` and return them with their record.
@@ -121,6 +122,7 @@ def render(
     ``objective`` is an :class:`~featviz.objectives.Objective`, a unit string such as
     ``"blocks.5:51"`` or ``"logits:hen"``, or a list of those (one image per unit, one
     forward pass per step for all). Explicit arguments override the recipe's values.
+    ``record_every=k`` keeps the images every k steps (and the last) in ``result.frames``.
 
     >>> result = render("efficientnet_lite0", "blocks.1:3", steps=4, size=64, progress=False)
     >>> result.images.shape, result.record["seed"]
@@ -146,7 +148,10 @@ def render(
         tfm = Compose([tfm, Resize(adapter.input_size)])
     tfm = tfm.to(dev)
     opt = _optimizer(optimizer or rec.optimizer, list(param.parameters()), rec.lr)
+    # Blur acts on the pixels before frames are taken, so a frame shows what the next step sees.
     cbs = list(callbacks) + ([BlurEvery(rec.blur_every, rec.blur_sigma)] if rec.blur_every else [])
+    recorder = RecordFrames(record_every) if record_every > 0 else None
+    cbs += [recorder] if recorder else []
     curve = _loop(adapter, obj, param, tfm, opt, rec.steps, gen, cbs, progress)
 
     with torch.no_grad():
@@ -165,7 +170,8 @@ def render(
         final=final,
         seconds=time.perf_counter() - start,
     )
-    return RenderResult(images.float().cpu(), curve, final, record)
+    frames = recorder.frames if recorder else []
+    return RenderResult(images.float().cpu(), curve, final, record, frames)
 
 
 def _device(model: Any, adapter: ModelAdapter, device: str | torch.device) -> torch.device:
