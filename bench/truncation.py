@@ -18,17 +18,20 @@ from common import machine, time_interleaved
 import featviz
 from featviz import transforms as T
 from featviz.hooks import capture
-from featviz.param import FourierImage
+from featviz.param import FourierImage, PixelImage
 from featviz.render import _scores
 
 
-def featviz_step(adapter, unit: str, size: int, truncate: bool = True):
+def featviz_step(adapter, unit: str, size: int, truncate: bool = True, plain: bool = False):
+    """One optimization step: Fourier image + jitter/scale/rotate + Adam, or with ``plain``
+    the ``gray`` recipe's pixels + SGD and no transforms (what truncation alone buys)."""
     obj = featviz.parse_objective(unit, adapter)
-    param = FourierImage(size, 1, generator=torch.Generator().manual_seed(0))
-    opt = torch.optim.Adam(param.parameters(), lr=0.05)
+    gen0 = torch.Generator().manual_seed(0)
+    param = PixelImage(size, 1, generator=gen0) if plain else FourierImage(size, 1, generator=gen0)
+    opt = torch.optim.SGD(param.parameters(), lr=0.5) if plain else torch.optim.Adam(param.parameters(), lr=0.05)
     # Lucid's jitter, scale and rotation (fused into one resampling), without the padding so
     # that every step feeds the model exactly size x size pixels, like the bare baseline.
-    tfm = T.Compose([T.jitter(8), T.random_scale(0.9, 1.1), T.random_rotate(10)])
+    tfm = T.Compose([] if plain else [T.jitter(8), T.random_scale(0.9, 1.1), T.random_rotate(10)])
     gen = torch.Generator().manual_seed(0)
     ctx = capture(adapter, obj.layers, truncate=truncate)
     cap = ctx.__enter__()
@@ -71,6 +74,9 @@ def main() -> None:
     ]:
         fns[label], ctx = featviz_step(adapter, unit, args.size, trunc)
         contexts.append(ctx)
+    for label, unit in [("blocks.1:0, pixels + SGD", "blocks.1:0"), ("logits:hen, pixels + SGD", "logits:hen")]:
+        fns[label], ctx = featviz_step(adapter, unit, args.size, True, plain=True)
+        contexts.append(ctx)
     early = torch.nn.Sequential(m.conv_stem, m.bn1, m.blocks[0], m.blocks[1])
     fns["bare fwd+bwd, stem..blocks.1"] = bare_step(early, args.size)
     fns["bare fwd+bwd, whole network"] = bare_step(m, args.size)
@@ -85,6 +91,8 @@ def main() -> None:
     base = rows["logits:hen"]
     for label, sec in rows.items():
         print(f"| {label} | {sec * 1e3:.1f} | {sec / base:.0%} |")
+    plain = rows["blocks.1:0, pixels + SGD"] / rows["logits:hen, pixels + SGD"]
+    print(f"\npixels + SGD, no transforms (the gray recipe): blocks.1:0 / logits:hen = {plain:.0%}")
     bare = rows["bare fwd+bwd, stem..blocks.1"] / rows["bare fwd+bwd, whole network"]
     print(f"\nbare ratio stem..blocks.1 / whole network: {bare:.0%}")
 
