@@ -148,7 +148,8 @@ def natural_images() -> dict[str, torch.Tensor]:
     try:
         from sklearn.datasets import load_sample_images
 
-        for fname, img in zip(load_sample_images().filenames, load_sample_images().images, strict=False):
+        samples = load_sample_images()  # decodes both JPEGs: do it once
+        for fname, img in zip(samples.filenames, samples.images, strict=True):
             out[Path(fname).stem] = to_tensor(img)
     except ImportError:
         pass
