@@ -133,7 +133,7 @@ def main() -> None:
     ap.add_argument("--classes", type=int, default=16, help="how many of the 16 classes")
     ap.add_argument("--peer-classes", type=int, default=4, help="classes for the slow Horama peers")
     ap.add_argument("--only", nargs="*", help="run only these contenders (substring match)")
-    ap.add_argument("--redo", action="store_true")
+    ap.add_argument("--redo", action="store_true", help="measure again the contenders --only selects")
     ap.add_argument("--table", action="store_true", help="only print the table of the results kept in OUT")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -141,7 +141,9 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "results.json"
-    results = json.loads(path.read_text()) if path.exists() and not args.redo else {}
+    results = json.loads(path.read_text()) if path.exists() else {}
+    if args.redo:  # measure again what --only selects (everything without it)
+        results = {k: v for k, v in results.items() if args.only and not any(o in k for o in args.only)}
     photos = torch.stack([resize(p, 224) for p in natural_images().values()])
     if args.table:
         print(table(results, blown_out(photos)))

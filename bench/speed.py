@@ -67,6 +67,9 @@ def main() -> None:
     recipe = featviz.get_recipe(args.recipe)
     copies = recipe.build_transforms().copies
     n = args.batch * copies
+    # The model sees what the crops resample to (their ``size``), else the image size.
+    seen = next((kw["size"] for name, kw in recipe.transforms if name == "crops" and kw.get("size")), args.size)
+    seen = min(seen, args.size)
     plain = copy.deepcopy(adapter.module).eval().requires_grad_(False)
     tuned = copy.deepcopy(plain)
     with fold_batchnorm(tuned):
@@ -80,13 +83,13 @@ def main() -> None:
         }
         for _ in range(args.rounds):
             samples["featviz render loop"] += featviz_steps(adapter, args.recipe, args.batch, args.size, args.steps)
-            samples["bare, as users write it"] += bare_steps(plain, n, args.size, args.steps, False)
-            samples["bare, folded BN + channels-last"] += bare_steps(tuned, n, args.size, args.steps, True)
+            samples["bare, as users write it"] += bare_steps(plain, n, seen, args.steps, False)
+            samples["bare, folded BN + channels-last"] += bare_steps(tuned, n, seen, args.steps, True)
     med = {k: statistics.median(v) for k, v in samples.items()}
     print(f"machine: {machine()}")
     print(
-        f"EfficientNet-Lite0, recipe {args.recipe!r}: {args.batch} image(s) x {copies} crops = {n} model inputs of "
-        f"{args.size} px per step; median over {args.rounds} rounds of {args.steps - 4} steps\n"
+        f"EfficientNet-Lite0, recipe {args.recipe!r}: {args.batch} image(s) of {args.size} px x {copies} crops = {n} "
+        f"model inputs of {seen} px per step; median over {args.rounds} rounds of {args.steps - 4} steps\n"
     )
     print("| contender | ms / step | vs featviz |")
     print("|---|---|---|")

@@ -104,3 +104,21 @@ def test_consecutive_geometric_transforms_resample_once():
 
     out = T.Compose([Shift(0.5), Shift(-0.5)])(x, None)
     assert torch.allclose(out, x, atol=1e-5)
+
+
+def test_brightness_then_contrast_in_one_pass_matches_the_two_steps():
+    x = torch.rand(3, 3, 8, 8)
+    out = T.ColorJitter(brightness=0.3, contrast=0.4)(x, torch.Generator().manual_seed(2))
+    gen = torch.Generator().manual_seed(2)  # the same draws, in the same order
+    s = (0.7 + 0.6 * torch.rand(3, generator=gen)).view(3, 1, 1, 1)
+    c = (0.6 + 0.8 * torch.rand(3, generator=gen)).view(3, 1, 1, 1)
+    bright = x * s
+    mean = bright.mean(dim=(1, 2, 3), keepdim=True)
+    assert torch.allclose(out, (bright - mean) * c + mean, atol=1e-6)
+
+
+def test_crops_resample_to_their_size_but_never_up():
+    gen = torch.Generator().manual_seed(0)
+    crops = T.RandomCrops(k=2, size=40)
+    assert crops(torch.rand(2, 3, 64, 64), gen).shape == (2, 3, 40, 40)
+    assert crops(torch.rand(2, 3, 32, 32), gen).shape == (2, 3, 32, 32)

@@ -29,6 +29,28 @@ def test_recipe_rises_and_beats_natural_photos(lite0, photos, recipe):
     assert result.images.std() > 0.05
 
 
+def test_cosine_schedule_anneals_the_learning_rate_and_still_rises(lite0):
+    from featviz.render import _schedule
+
+    recipe = featviz.get_recipe("default").replace(lr_schedule="cosine", lr_final=0.1, steps=24)
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=recipe.lr)
+    sched = _schedule(opt, recipe)
+    lrs = []
+    for _ in range(recipe.steps):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(0.05) and lrs[12] == pytest.approx(0.0275, rel=0.01)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.005)
+
+    result = featviz.render(lite0, "blocks.4:17", recipe=recipe, size=64, progress=False)
+    curve = result.curve[:, 0]
+    assert curve[-4:].mean() > curve[:4].mean() + 0.5
+    assert result.record["recipe"]["lr_schedule"] == "cosine"
+    with pytest.raises(featviz.FeatvizError, match="lr_schedule"):
+        featviz.render(lite0, "blocks.4:17", recipe=recipe.replace(lr_schedule="linear"), steps=2, size=64)
+
+
 def test_same_seed_same_pixels_other_seed_other_pixels(lite0):
     kw = dict(steps=6, size=64, progress=False)
     a = featviz.render(lite0, "blocks.3:7", seed=3, **kw)

@@ -41,6 +41,8 @@ class Recipe:
     transforms: tuple[TransformSpec, ...] = ()
     optimizer: str = "adam"
     lr: float = 0.05
+    lr_schedule: str = "constant"  # "constant" or "cosine" (decays to lr_final * lr over the run)
+    lr_final: float = 0.0
     steps: int = 512
     size: int | None = None  # image size; None: the model's input size
     penalties: tuple[tuple[float, str], ...] = ()  # (weight, "l1" | "l2" | "tv")
@@ -124,13 +126,14 @@ RECIPES: dict[str, Recipe] = {
         ),
         Recipe(
             "default",
-            "Fourier 1/f with decorrelated colour, 4 random crops per step with "
-            "colour jitter and noise, Adam: recognizable objects in about a minute on a CPU",
+            "Fourier 1/f with decorrelated colour, 4 random crops per step (a quarter to all of "
+            "the image, each resampled to 160 px) with colour jitter and noise, Adam, 256 steps: "
+            "objects other models recognize, in seconds per image on a CPU",
             param="fourier",
             lr=0.05,
-            steps=128,
+            steps=256,
             transforms=(
-                ("crops", {"k": 4, "area": (0.25, 1.0)}),
+                ("crops", {"k": 4, "area": (0.25, 1.0), "size": 160}),
                 ("color", {"brightness": 0.05, "contrast": 0.05}),
                 ("noise", {"std": 0.02}),
             ),

@@ -30,6 +30,7 @@ _OPTIMIZERS: dict[str, Any] = {
     "nadam": torch.optim.NAdam,
     "adamw": torch.optim.AdamW,
 }
+_FUSED = ("adam", "adamw")
 _PENALTIES = {"l1": O.l1, "l2": O.l2, "tv": O.total_variation}
 _NAN_CHECK_EVERY = 16
 
@@ -82,6 +83,12 @@ def _optimizer(optimizer: OptimizerLike, params: list[nn.Parameter], lr: float) 
         return optimizer(params)
     if optimizer not in _OPTIMIZERS:
         raise FeatvizError(f"unknown optimizer {optimizer!r}: expected one of {', '.join(_OPTIMIZERS)} or a callable")
+    if optimizer in _FUSED and all(p.dtype in (torch.float32, torch.float64) for p in params):
+        # One kernel for the whole update instead of a handful of passes: ~3x cheaper on CPU.
+        try:
+            return _OPTIMIZERS[optimizer](params, lr=lr, fused=True)
+        except (RuntimeError, TypeError):  # a device without the fused kernel
+            pass
     return _OPTIMIZERS[optimizer](params, lr=lr)
 
 
@@ -152,7 +159,8 @@ def render(
     cbs = list(callbacks) + ([BlurEvery(rec.blur_every, rec.blur_sigma)] if rec.blur_every else [])
     recorder = RecordFrames(record_every) if record_every > 0 else None
     cbs += [recorder] if recorder else []
-    curve = _loop(adapter, obj, param, tfm, opt, rec.steps, gen, cbs, progress)
+    sched = _schedule(opt, rec)
+    curve = _loop(adapter, obj, param, tfm, opt, rec.steps, gen, cbs, progress, sched)
 
     with torch.no_grad():
         images = param().detach()
@@ -172,6 +180,19 @@ def render(
     )
     frames = recorder.frames if recorder else []
     return RenderResult(images.float().cpu(), curve, final, record, frames)
+
+
+_SCHEDULES = ("constant", "cosine")
+
+
+def _schedule(opt: torch.optim.Optimizer, rec: Recipe) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The learning-rate schedule a recipe names: ``cosine`` anneals from ``lr`` to
+    ``lr_final * lr`` over the run, which settles the fine detail in the last steps."""
+    if rec.lr_schedule not in _SCHEDULES:
+        raise FeatvizError(f"unknown lr_schedule {rec.lr_schedule!r}: expected one of {', '.join(_SCHEDULES)}")
+    if rec.lr_schedule == "constant":
+        return None
+    return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=rec.steps, eta_min=rec.lr * rec.lr_final)
 
 
 def _device(model: Any, adapter: ModelAdapter, device: str | torch.device) -> torch.device:
@@ -194,6 +215,7 @@ def _loop(
     gen: torch.Generator,
     callbacks: list[Callback],
     progress: bool,
+    sched: torch.optim.lr_scheduler.LRScheduler | None = None,
 ) -> torch.Tensor:
     from tqdm.auto import tqdm
 
@@ -208,6 +230,8 @@ def _loop(
             scores = _scores(obj, cap(tfm(x, gen)), image, copies)
             (-scores.sum()).backward()
             opt.step()
+            if sched is not None:
+                sched.step()
             param.constrain_()
             history.append(scores.detach())
             for cb in callbacks:

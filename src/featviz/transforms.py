@@ -167,8 +167,11 @@ class RandomCrops(Geometric):
     """``k`` random crops of every image per step, rendered as one batch.
 
     Each crop covers a random share ``area`` of the image (as a square window) at a random
-    place and is resampled to ``size`` (the input size when ``None``). The render loop tiles
-    the batch ``k`` times before the transforms run and averages the objective over crops.
+    place and is resampled to ``size`` pixels, never more than the image's own side (the
+    image's size when ``None``). A ``size`` below the image's makes each step cheaper and
+    shows the model the image at several scales, larger and smaller than it is. The render
+    loop tiles the batch ``k`` times before the transforms run and averages the objective
+    over crops.
     """
 
     def __init__(self, k: int = 4, area: tuple[float, float] = (0.25, 1.0), size: int | None = None) -> None:
@@ -184,7 +187,7 @@ class RandomCrops(Geometric):
         cx = (torch.rand(b, generator=gen) * 2 - 1) * (1 - side)
         cy = (torch.rand(b, generator=gen) * 2 - 1) * (1 - side)
         zero = torch.zeros(b)
-        out = (self.size, self.size) if self.size else (h, w)
+        out = (min(self.size, h), min(self.size, w)) if self.size else (h, w)
         return _matrix(side, zero, cx, zero, side, cy), out
 
     def extra_repr(self) -> str:
@@ -214,12 +217,18 @@ class ColorJitter(Transform):
         b = images.shape[0]
         dev = images.device
         view = (b, 1, 1, 1)
-        if self.brightness:
-            images = images * _uniform(b, 1 - self.brightness, 1 + self.brightness, generator).to(dev).view(view)
-        if self.contrast:
-            mean = images.mean(dim=(1, 2, 3), keepdim=True)
-            f = _uniform(b, 1 - self.contrast, 1 + self.contrast, generator).to(dev).view(view)
-            images = (images - mean) * f + mean
+        if self.brightness or self.contrast:
+            # brightness s then contrast c around the mean m: (s x - s m) c + s m, one pass as
+            # x (s c) + s m (1 - c)
+            one = torch.ones(b)
+            s = _uniform(b, 1 - self.brightness, 1 + self.brightness, generator) if self.brightness else one
+            c = _uniform(b, 1 - self.contrast, 1 + self.contrast, generator) if self.contrast else one
+            s, c = s.to(dev, images.dtype).view(view), c.to(dev, images.dtype).view(view)
+            if self.contrast:
+                mean = images.mean(dim=(1, 2, 3), keepdim=True)
+                images = torch.addcmul(mean * (s * (1 - c)), images, s * c)
+            else:
+                images = images * s
         if self.saturation or self.hue:
             images = self._chroma(images, generator)
         return images
@@ -254,7 +263,7 @@ class GaussianNoise(Transform):
 
     def forward(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         noise = torch.randn(images.shape, generator=generator).to(images.device, images.dtype)
-        return images + self.std * noise
+        return torch.add(images, noise, alpha=self.std)
 
     def extra_repr(self) -> str:
         return f"std={self.std}"

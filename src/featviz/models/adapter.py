@@ -80,9 +80,9 @@ class ModelAdapter:
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """Map [0, 1] RGB images to the model's input space."""
-        mean = images.new_tensor(self.mean).view(1, 3, 1, 1)
-        std = images.new_tensor(self.std).view(1, 3, 1, 1)
-        return (images - mean) / std
+        scale = 1.0 / images.new_tensor(self.std).view(1, 3, 1, 1)
+        shift = -images.new_tensor(self.mean).view(1, 3, 1, 1) * scale
+        return torch.addcmul(shift, images, scale)  # (x - mean) / std in one pass
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         self.check_size(images.shape[-2], images.shape[-1])
