@@ -68,8 +68,8 @@ def main() -> None:
     copies = recipe.build_transforms().copies
     n = args.batch * copies
     # The model sees what the crops resample to (their ``size``), else the image size.
-    seen = next((kw["size"] for name, kw in recipe.transforms if name == "crops" and kw.get("size")), args.size)
-    seen = min(seen, args.size)
+    crops = next((kw for name, kw in recipe.transforms if name == "crops"), {})
+    seen = min(crops.get("size") or args.size, round(crops.get("max_zoom", 1.0) * args.size))
     plain = copy.deepcopy(adapter.module).eval().requires_grad_(False)
     tuned = copy.deepcopy(plain)
     with fold_batchnorm(tuned):

@@ -117,8 +117,11 @@ def test_brightness_then_contrast_in_one_pass_matches_the_two_steps():
     assert torch.allclose(out, (bright - mean) * c + mean, atol=1e-6)
 
 
-def test_crops_resample_to_their_size_but_never_up():
+def test_crops_resample_to_their_size_but_enlarge_at_most_max_zoom():
     gen = torch.Generator().manual_seed(0)
     crops = T.RandomCrops(k=2, size=40)
     assert crops(torch.rand(2, 3, 64, 64), gen).shape == (2, 3, 40, 40)
     assert crops(torch.rand(2, 3, 32, 32), gen).shape == (2, 3, 32, 32)
+    zoom = T.RandomCrops(k=2, size=40, max_zoom=1.25)
+    assert zoom(torch.rand(2, 3, 24, 24), gen).shape == (2, 3, 30, 30)
+    assert zoom(torch.rand(2, 3, 64, 64), gen).shape == (2, 3, 40, 40)

@@ -167,16 +167,24 @@ class RandomCrops(Geometric):
     """``k`` random crops of every image per step, rendered as one batch.
 
     Each crop covers a random share ``area`` of the image (as a square window) at a random
-    place and is resampled to ``size`` pixels, never more than the image's own side (the
-    image's size when ``None``). A ``size`` below the image's makes each step cheaper and
-    shows the model the image at several scales, larger and smaller than it is. The render
-    loop tiles the batch ``k`` times before the transforms run and averages the objective
-    over crops.
+    place and is resampled to ``size`` pixels (the image's size when ``None``), but never
+    to more than ``max_zoom`` times the image's own side. A ``size`` near the model's
+    input size shows the model every image at the scale it was trained on: a large image
+    costs less per step, a small one is enlarged as the model expects, and the crops show
+    it at several scales. The render loop tiles the batch ``k`` times before the transforms
+    run and averages the objective over crops.
     """
 
-    def __init__(self, k: int = 4, area: tuple[float, float] = (0.25, 1.0), size: int | None = None) -> None:
+    def __init__(
+        self,
+        k: int = 4,
+        area: tuple[float, float] = (0.25, 1.0),
+        size: int | None = None,
+        max_zoom: float = 1.0,
+    ) -> None:
         super().__init__()
         self.k, self.area, self.size = int(k), (float(area[0]), float(area[1])), size
+        self.max_zoom = float(max_zoom)
 
     @property
     def copies(self) -> int:  # type: ignore[override]
@@ -187,11 +195,12 @@ class RandomCrops(Geometric):
         cx = (torch.rand(b, generator=gen) * 2 - 1) * (1 - side)
         cy = (torch.rand(b, generator=gen) * 2 - 1) * (1 - side)
         zero = torch.zeros(b)
-        out = (min(self.size, h), min(self.size, w)) if self.size else (h, w)
+        cap = round(self.max_zoom * h), round(self.max_zoom * w)
+        out = (min(self.size, cap[0]), min(self.size, cap[1])) if self.size else (h, w)
         return _matrix(side, zero, cx, zero, side, cy), out
 
     def extra_repr(self) -> str:
-        return f"k={self.k}, area={self.area}, size={self.size}"
+        return f"k={self.k}, area={self.area}, size={self.size}, max_zoom={self.max_zoom}"
 
 
 class ColorJitter(Transform):
