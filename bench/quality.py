@@ -116,8 +116,8 @@ def table(results: dict[str, dict], natural_blown: list[float]) -> str:
         s1, s2 = r["summary"]["efficientnet_lite1"], r["summary"]["efficientnet_lite2"]
         lines.append(
             f"| {r['name']} ({len(r['classes'])} classes) | {r['image_size']} | {r['seconds_per_image']:.1f} | "
-            f"{r['cpu_seconds_per_image']:.1f} | {s1['top1']:.0%} | {s1['mean_rank']:.1f} | {s2['top1']:.0%} | "
-            f"{s2['top5']:.0%} | {s2['median_rank']:.0f} | {s2['mean_rank']:.1f} | "
+            f"{r['cpu_seconds_per_image']:.1f} | {s1['top1']:.0%} | {s1['mean_rank']:.2f} | {s2['top1']:.0%} | "
+            f"{s2['top5']:.0%} | {s2['median_rank']:.0f} | {s2['mean_rank']:.2f} | "
             f"{statistics.median(r['blown_out']):.2%} | {statistics.median(r['activation_multiple']):.1f} |"
         )
     lines.append(
