@@ -17,7 +17,7 @@ def _activation(adapter, objective, images):
         return obj(cap(images))
 
 
-@pytest.mark.parametrize("recipe", ["default", "lucid", "maco", "blur"])
+@pytest.mark.parametrize("recipe", list(featviz.RECIPES))
 def test_recipe_rises_and_beats_natural_photos(lite0, photos, recipe):
     unit = "blocks.4:17"
     result = featviz.render(lite0, unit, recipe=recipe, steps=32, size=128, progress=False)
@@ -51,8 +51,9 @@ def test_cosine_schedule_anneals_the_learning_rate_and_still_rises(lite0):
         featviz.render(lite0, "blocks.4:17", recipe=recipe.replace(lr_schedule="linear"), steps=2, size=64)
 
 
-def test_same_seed_same_pixels_other_seed_other_pixels(lite0):
-    kw = dict(steps=6, size=64, progress=False)
+@pytest.mark.parametrize("recipe", list(featviz.RECIPES))
+def test_same_seed_same_pixels_other_seed_other_pixels(lite0, recipe):
+    kw = dict(recipe=recipe, steps=6, size=64, progress=False)
     a = featviz.render(lite0, "blocks.3:7", seed=3, **kw)
     b = featviz.render(lite0, "blocks.3:7", seed=3, **kw)
     c = featviz.render(lite0, "blocks.3:7", seed=4, **kw)
