@@ -23,6 +23,7 @@ import torch
 from common import machine
 
 import featviz
+from featviz import transforms as T
 from featviz.fold import fold_batchnorm
 
 
@@ -67,9 +68,9 @@ def main() -> None:
     recipe = featviz.get_recipe(args.recipe)
     copies = recipe.build_transforms().copies
     n = args.batch * copies
-    # The model sees what the crops resample to (their ``size``), else the image size.
-    crops = next((kw for name, kw in recipe.transforms if name == "crops"), {})
-    seen = min(crops.get("size") or args.size, round(crops.get("max_zoom", 1.0) * args.size))
+    # The model sees what the crops resample to, else the image size.
+    crops = next((T.RandomCrops(**kw) for name, kw in recipe.transforms if name == "crops"), None)
+    seen = crops.output_size(args.size, args.size)[0] if crops else args.size
     plain = copy.deepcopy(adapter.module).eval().requires_grad_(False)
     tuned = copy.deepcopy(plain)
     with fold_batchnorm(tuned):

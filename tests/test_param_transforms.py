@@ -125,3 +125,4 @@ def test_crops_resample_to_their_size_but_enlarge_at_most_max_zoom():
     zoom = T.RandomCrops(k=2, size=40, max_zoom=1.25)
     assert zoom(torch.rand(2, 3, 24, 24), gen).shape == (2, 3, 30, 30)
     assert zoom(torch.rand(2, 3, 64, 64), gen).shape == (2, 3, 40, 40)
+    assert zoom.output_size(24, 64) == (30, 40) and T.RandomCrops().output_size(24, 64) == (24, 64)

@@ -195,9 +195,13 @@ class RandomCrops(Geometric):
         cx = (torch.rand(b, generator=gen) * 2 - 1) * (1 - side)
         cy = (torch.rand(b, generator=gen) * 2 - 1) * (1 - side)
         zero = torch.zeros(b)
-        cap = round(self.max_zoom * h), round(self.max_zoom * w)
-        out = (min(self.size, cap[0]), min(self.size, cap[1])) if self.size else (h, w)
-        return _matrix(side, zero, cx, zero, side, cy), out
+        return _matrix(side, zero, cx, zero, side, cy), self.output_size(h, w)
+
+    def output_size(self, h: int, w: int) -> tuple[int, int]:
+        """The size of the crops of an ``h`` x ``w`` image: what the model sees."""
+        if not self.size:
+            return h, w
+        return min(self.size, round(self.max_zoom * h)), min(self.size, round(self.max_zoom * w))
 
     def extra_repr(self) -> str:
         return f"k={self.k}, area={self.area}, size={self.size}, max_zoom={self.max_zoom}"
