@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from featviz import transforms as T
 from featviz.param import FourierImage, MacoImage, PixelImage, natural_spectrum
@@ -126,3 +127,36 @@ def test_crops_resample_to_their_size_but_enlarge_at_most_max_zoom():
     assert zoom(torch.rand(2, 3, 24, 24), gen).shape == (2, 3, 30, 30)
     assert zoom(torch.rand(2, 3, 64, 64), gen).shape == (2, 3, 40, 40)
     assert zoom.output_size(24, 64) == (30, 40) and T.RandomCrops().output_size(24, 64) == (24, 64)
+
+
+def test_noise_is_gaussian_moves_every_call_and_follows_the_generator():
+    noise = T.GaussianNoise(0.5)
+    x = torch.zeros(2, 3, 32, 32)
+    gen = torch.Generator().manual_seed(0)
+    a, b = noise(x, gen), noise(x, gen)
+    assert abs(a.std().item() - 0.5) < 0.03 and abs(a.mean().item()) < 0.03
+    assert not torch.equal(a, b)  # a new window every call
+    assert not torch.equal(a[0], a[1])  # every image its own noise
+    # A new generator with the same seed draws the same noise, whatever came before.
+    assert torch.equal(noise(x, torch.Generator().manual_seed(0)), a)
+    fresh = T.GaussianNoise(0.5, margin=0)
+    assert torch.equal(fresh(x, torch.Generator().manual_seed(3)), fresh(x, torch.Generator().manual_seed(3)))
+
+
+def test_contrast_jitter_pivots_on_the_image_mean_without_gradient_through_it():
+    x = torch.rand(2, 3, 8, 8, requires_grad=True)
+    jit = T.ColorJitter(contrast=0.5)
+    out = jit(x, torch.Generator().manual_seed(0))
+    c = (out - out.mean((1, 2, 3), keepdim=True)) / (x - x.mean((1, 2, 3), keepdim=True))
+    assert torch.allclose(out.mean((1, 2, 3)), x.mean((1, 2, 3)), atol=1e-6)  # the mean stays
+    assert torch.allclose(c.flatten(1), c.flatten(1)[:, :1].expand(-1, c[0].numel()), atol=1e-3)
+    out.sum().backward()
+    assert torch.allclose(x.grad, c.detach().flatten(1)[:, :1].view(2, 1, 1, 1).expand_as(x), atol=1e-3)
+
+
+def test_crops_grid_matches_affine_grid():
+    x = torch.rand(3, 3, 20, 24)
+    theta = torch.tensor([[0.6, 0.0, 0.2], [0.0, 0.6, -0.3]]).expand(3, 2, 3)
+    grid = F.affine_grid(theta, [3, 3, 11, 13], align_corners=False)
+    ref = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    assert torch.allclose(T._affine(x, theta, (11, 13)), ref, atol=1e-5)

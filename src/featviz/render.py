@@ -226,7 +226,7 @@ def _loop(
         for step in range(steps):
             opt.zero_grad(set_to_none=True)
             image = param()
-            x = image.repeat(copies, 1, 1, 1) if copies > 1 else image
+            x = _tile(image, copies)
             scores = _scores(obj, cap(tfm(x, gen)), image, copies)
             (-scores.sum()).backward()
             opt.step()
@@ -242,6 +242,14 @@ def _loop(
                 bar.update(step + 1 - bar.n)
     bar.close()
     return torch.stack(history).float().cpu()
+
+
+def _tile(image: torch.Tensor, copies: int) -> torch.Tensor:
+    """The batch ``copies`` times over, for transforms that make several views of each image;
+    a single image is tiled as a view (the transforms read it, nothing writes it)."""
+    if copies == 1:
+        return image
+    return image.expand(copies, -1, -1, -1) if len(image) == 1 else image.repeat(copies, 1, 1, 1)
 
 
 def _check_finite(history: list[torch.Tensor], step: int) -> None:

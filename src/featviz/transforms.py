@@ -8,6 +8,7 @@ draws on every device) and then moved to the images' device. Geometric transform
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Sequence
 
@@ -118,9 +119,21 @@ def _affine(
 ) -> torch.Tensor:
     """Resample ``images`` through per-image 2x3 matrices ``theta`` (output -> input)."""
     b, c, h, w = images.shape
-    out = (b, c, *(size or (h, w)))
-    grid = F.affine_grid(theta.to(images.device, images.dtype), list(out), align_corners=False)
+    oh, ow = size or (h, w)
+    # F.affine_grid, with the base grid kept: building it costs more than the product.
+    base = _base_grid(oh, ow, images.device, images.dtype)
+    grid = torch.matmul(base, theta.to(images.device, images.dtype).transpose(1, 2)).view(b, oh, ow, 2)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode=padding, align_corners=False)
+
+
+@functools.lru_cache(maxsize=16)
+def _base_grid(h: int, w: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Pixel centres of an ``h`` x ``w`` output as homogeneous [-1, 1] coordinates (x, y, 1),
+    ``align_corners=False``: ``[1, h * w, 3]``."""
+    ys = (torch.arange(h, dtype=torch.float64) * 2 + 1) / h - 1
+    xs = (torch.arange(w, dtype=torch.float64) * 2 + 1) / w - 1
+    y, x = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([x, y, torch.ones_like(x)], -1).view(1, h * w, 3).to(device, dtype)
 
 
 class RandomAffine(Geometric):
@@ -238,7 +251,9 @@ class ColorJitter(Transform):
             c = _uniform(b, 1 - self.contrast, 1 + self.contrast, generator) if self.contrast else one
             s, c = s.to(dev, images.dtype).view(view), c.to(dev, images.dtype).view(view)
             if self.contrast:
-                mean = images.mean(dim=(1, 2, 3), keepdim=True)
+                # The pivot is a constant of the draw, like s and c: no gradient through
+                # the mean (it would cost three passes over the batch in the backward).
+                mean = images.detach().mean(dim=(1, 2, 3), keepdim=True)
                 images = torch.addcmul(mean * (s * (1 - c)), images, s * c)
             else:
                 images = images * s
@@ -267,19 +282,45 @@ class ColorJitter(Transform):
         return f"brightness={self.brightness}, contrast={self.contrast}, saturation={self.saturation}, hue={self.hue}"
 
 
-class GaussianNoise(Transform):
-    """Add Gaussian noise of standard deviation ``std``."""
+_NEVER = object()
 
-    def __init__(self, std: float = 0.02) -> None:
+
+class GaussianNoise(Transform):
+    """Add Gaussian noise of standard deviation ``std``.
+
+    Drawing fresh normal numbers for every pixel of every step costs as much as a few
+    layers of a small model on a CPU, so the noise is drawn once per generator and batch
+    shape into a field ``margin`` pixels larger on each side, and every call adds a window
+    of it at a random offset: per pixel it is still N(0, std^2), and it moves against the
+    image from step to step (the crops move the image too). A new generator (every render
+    makes one from its seed) draws a new field, so a seed gives the same noise whatever the
+    transform did before. ``margin=0`` draws fresh noise on every call.
+    """
+
+    field: torch.Tensor
+
+    def __init__(self, std: float = 0.02, margin: int = 16) -> None:
         super().__init__()
-        self.std = std
+        self.std, self.margin = std, int(margin)
+        self.register_buffer("field", torch.empty(0), persistent=False)
+        self._drawn_by: object = _NEVER  # the generator that drew the field
 
     def forward(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        noise = torch.randn(images.shape, generator=generator).to(images.device, images.dtype)
-        return torch.add(images, noise, alpha=self.std)
+        b, c, h, w = images.shape
+        m = self.margin
+        if not m:
+            noise = torch.randn(images.shape, generator=generator).to(images.device, images.dtype)
+            return torch.add(images, noise, alpha=self.std)
+        shape = (b, c, h + 2 * m, w + 2 * m)
+        if self.field.shape != shape or self.field.dtype != images.dtype or self._drawn_by is not generator:
+            # Drawn on the generator's device (the CPU) so that a seed gives the same noise everywhere.
+            self._drawn_by = generator
+            self.field = torch.randn(shape, generator=generator).to(images.device, images.dtype)
+        dy, dx = torch.randint(0, 2 * m + 1, (2,), generator=generator).tolist()
+        return torch.add(images, self.field[:, :, dy : dy + h, dx : dx + w], alpha=self.std)
 
     def extra_repr(self) -> str:
-        return f"std={self.std}"
+        return f"std={self.std}, margin={self.margin}"
 
 
 class Resize(Transform):

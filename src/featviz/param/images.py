@@ -85,6 +85,7 @@ def _frequencies(h: int, w: int) -> torch.Tensor:
 
 class FourierImage(Parameterization):
     scale: torch.Tensor
+    _quarter_scale: torch.Tensor
 
     """Lucid's parameterization: a spectrum scaled by 1/f^decay, inverse FFT, decorrelated
     colour, sigmoid. Gradient steps then act on all frequencies alike, as natural images'
@@ -106,6 +107,8 @@ class FourierImage(Parameterization):
         freqs = _frequencies(self.height, self.width)
         scale = 1.0 / freqs.clamp(min=1.0 / max(self.height, self.width)) ** decay
         self.register_buffer("scale", scale)
+        # The inverse FFT is linear: scaling the spectrum by 1/4 spares a pass over the image.
+        self.register_buffer("_quarter_scale", scale / 4.0, persistent=False)
         shape = (self.batch, 3, *freqs.shape, 2)
         if init is None:
             coeffs = sd * torch.randn(shape, generator=generator)
@@ -117,8 +120,8 @@ class FourierImage(Parameterization):
         self.coeffs = nn.Parameter(coeffs.contiguous())
 
     def forward(self) -> torch.Tensor:
-        spectrum = torch.view_as_complex(self.coeffs) * self.scale
-        image = torch.fft.irfft2(spectrum, s=(self.height, self.width), norm="ortho") / 4.0
+        spectrum = torch.view_as_complex(self.coeffs) * self._quarter_scale
+        image = torch.fft.irfft2(spectrum, s=(self.height, self.width), norm="ortho")
         if self.decorrelate:
             image = color.to_rgb(image)
         return torch.sigmoid(image)
