@@ -1,6 +1,7 @@
 """Judge transfer, colour, activation and cost of class visualizations, featviz vs peers.
 
     python bench/quality.py --out bench/results/quality   # all contenders, one run
+    python bench/quality.py --out bench/results/held_out --class-set held-out --only featviz
 
 Every contender renders class-logit visualizations on EfficientNet-Lite0 for the same
 classes and seed; EfficientNet-Lite1 and Lite2, which never took part in rendering, judge
@@ -29,6 +30,10 @@ from featviz.io.images import natural_images, resize, to_uint8
 
 # The classic tutorial's eight first, then eight more spread over ImageNet.
 CLASSES = [8, 144, 288, 587, 605, 800, 964, 983, 1, 130, 291, 340, 407, 511, 817, 948]
+# Sixteen more that no recipe was tuned on: loggerhead, tarantula, goose, golden retriever,
+# tabby, bee, monarch, giant panda, balloon, basketball, cannon, keyboard, folding chair,
+# pickup, school bus, banana.
+HELD_OUT = [33, 76, 99, 207, 281, 309, 323, 388, 417, 430, 471, 508, 559, 717, 779, 954]
 
 Renderer = Callable[[featviz.ModelAdapter, list[int], int], torch.Tensor]
 
@@ -132,6 +137,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="bench/results/quality")
     ap.add_argument("--classes", type=int, default=16, help="how many of the 16 classes")
+    ap.add_argument(
+        "--class-set", choices=("main", "held-out"), default="main", help="held-out: 16 classes no recipe was tuned on"
+    )
     ap.add_argument("--peer-classes", type=int, default=4, help="classes for the slow Horama peers")
     ap.add_argument("--only", nargs="*", help="run only these contenders (substring match)")
     ap.add_argument("--redo", action="store_true", help="measure again the contenders --only selects")
@@ -158,7 +166,8 @@ def main() -> None:
             continue
         if name in results:
             continue
-        classes = CLASSES[: args.peer_classes if kind == "horama" else args.classes]
+        pool = HELD_OUT if args.class_set == "held-out" else CLASSES
+        classes = pool[: args.peer_classes if kind == "horama" else args.classes]
         natural_best = natural_logits[:, classes].max(0).values
         results[name] = measure(name, renderer, classes, args.seed, judges, natural_best, out)
         path.write_text(json.dumps(results, indent=1))  # each contender is kept as soon as it is done

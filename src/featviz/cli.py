@@ -45,6 +45,11 @@ def main() -> None:
 @click.option("--steps", type=int, help="optimization steps (recipe's value when left out)")
 @click.option("--size", type=int, help="image size in pixels (the model's input size when left out)")
 @click.option("--lr", type=float, help="learning rate (recipe's value when left out)")
+@click.option(
+    "--redirect-relu",
+    type=click.IntRange(min=0),
+    help="redirect ReLU gradients for the first N steps (wakes units that start dead)",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, mps")
 @click.option("--init", "init", type=click.Path(dir_okay=False), help="start from this photo")
@@ -65,6 +70,7 @@ def render(
     steps: int | None,
     size: int | None,
     lr: float | None,
+    redirect_relu: int | None,
     seed: int,
     device: str,
     init: str | None,
@@ -91,6 +97,7 @@ def render(
     adapter = featviz.load_model(model)
     frames = RecordFrames(every=every)
     kwargs: dict[str, Any] = dict(recipe=recipe, steps=steps, size=size, lr=lr, seed=seed, device=device)
+    kwargs.update(redirect_relu=redirect_relu)
     kwargs.update(init=load_image(init) if init else None, callbacks=[frames] if animate else [], progress=not quiet)
     if diversity:
         from featviz.diverse import DEFAULT_WEIGHT, diverse

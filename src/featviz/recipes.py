@@ -48,6 +48,7 @@ class Recipe:
     penalties: tuple[tuple[float, str], ...] = ()  # (weight, "l1" | "l2" | "tv")
     blur_every: int = 0
     blur_sigma: float = 0.5
+    redirect_relu: int = 0  # steps at the start with ReLU gradients redirected (featviz.redirect)
 
     def replace(self, **changes: Any) -> Recipe:
         return dataclasses.replace(self, **changes)

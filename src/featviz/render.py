@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,7 @@ from featviz.models import INPUT, ModelAdapter, load_model, resolve_device
 from featviz.param import FourierImage, MacoImage, Parameterization, PixelImage
 from featviz.recipes import DEFAULT_RECIPE, Recipe, get_recipe
 from featviz.record import make_record
+from featviz.redirect import redirect_relus
 from featviz.transforms import Compose, Resize, Transform
 from featviz.units import parse_objective
 
@@ -116,6 +118,7 @@ def render(
     lr: float | None = None,
     steps: int | None = None,
     size: int | None = None,
+    redirect_relu: int | None = None,
     batch: int | None = None,
     init: Any = None,
     seed: int = 0,
@@ -130,6 +133,8 @@ def render(
     ``"blocks.5:51"`` or ``"logits:hen"``, or a list of those (one image per unit, one
     forward pass per step for all). Explicit arguments override the recipe's values.
     ``record_every=k`` keeps the images every k steps (and the last) in ``result.frames``.
+    ``redirect_relu=n`` redirects ReLU gradients for the first n steps
+    (:mod:`featviz.redirect`), so that a unit that starts dead still gets a gradient.
 
     >>> result = render("efficientnet_lite0", "blocks.1:3", steps=4, size=64, progress=False)
     >>> result.images.shape, result.record["seed"]
@@ -139,7 +144,8 @@ def render(
     adapter = load_model(model)
     dev = _device(model, adapter, device)
     rec = get_recipe(recipe)
-    rec = rec.replace(**{k: v for k, v in {"lr": lr, "steps": steps, "size": size}.items() if v is not None})
+    overrides = {"lr": lr, "steps": steps, "size": size, "redirect_relu": redirect_relu}
+    rec = rec.replace(**{k: v for k, v in overrides.items() if v is not None})
     obj, units = to_objective(objective, adapter)
     batch = batch or units
     obj = obj - sum(w * _PENALTIES[name]() for w, name in rec.penalties) if rec.penalties else obj
@@ -160,7 +166,7 @@ def render(
     recorder = RecordFrames(record_every) if record_every > 0 else None
     cbs += [recorder] if recorder else []
     sched = _schedule(opt, rec)
-    curve = _loop(adapter, obj, param, tfm, opt, rec.steps, gen, cbs, progress, sched)
+    curve = _loop(adapter, obj, param, tfm, opt, rec.steps, gen, cbs, progress, sched, rec.redirect_relu)
 
     with torch.no_grad():
         images = param().detach()
@@ -216,14 +222,18 @@ def _loop(
     callbacks: list[Callback],
     progress: bool,
     sched: torch.optim.lr_scheduler.LRScheduler | None = None,
+    redirect_steps: int = 0,
 ) -> torch.Tensor:
     from tqdm.auto import tqdm
 
     copies = tfm.copies
     history: list[torch.Tensor] = []
     bar = tqdm(total=steps, disable=not progress, desc=adapter.name, leave=False)
-    with capture(adapter, obj.layers) as cap:
+    with capture(adapter, obj.layers) as cap, ExitStack() as stack:
+        redirect = stack.enter_context(redirect_relus(adapter.module)) if redirect_steps > 0 else None
         for step in range(steps):
+            if redirect is not None and step == redirect_steps:
+                redirect.remove()
             opt.zero_grad(set_to_none=True)
             image = param()
             x = _tile(image, copies)

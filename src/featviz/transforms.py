@@ -312,7 +312,8 @@ class GaussianNoise(Transform):
             noise = torch.randn(images.shape, generator=generator).to(images.device, images.dtype)
             return torch.add(images, noise, alpha=self.std)
         shape = (b, c, h + 2 * m, w + 2 * m)
-        if self.field.shape != shape or self.field.dtype != images.dtype or self._drawn_by is not generator:
+        same = self.field.shape == shape and self.field.dtype == images.dtype and self.field.device == images.device
+        if not same or self._drawn_by is not generator:
             # Drawn on the generator's device (the CPU) so that a seed gives the same noise everywhere.
             self._drawn_by = generator
             self.field = torch.randn(shape, generator=generator).to(images.device, images.dtype)
