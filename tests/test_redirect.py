@@ -43,17 +43,19 @@ def test_plain_relu_has_no_upper_limit():
         assert _grad(relu, x, g).flatten().tolist() == [-2.0, 0.0, -1.0]
 
 
-def test_render_with_redirection_rises_and_restores_the_model(lite0, photos):
+def test_dead_unit_stays_grey_without_redirection_and_rises_with_it(lite0):
     acts = [m for m in lite0.module.modules() if isinstance(m, nn.ReLU6)]
     flags = [m.inplace for m in acts]
     before = hook_count(lite0.module)
-    unit = "blocks.3:20"
-    result = featviz.render(lite0, unit, redirect_relu=8, steps=24, size=96, progress=False)
-    curve = result.curve[:, 0]
-    assert curve[-4:].mean() > curve[:2].mean()
-    assert result.record["recipe"]["redirect_relu"] == 8
+    unit = "blocks.4.2.bn2:0"  # every ReLU6 on its path is below zero for seed 0's start
+    dead = featviz.render(lite0, unit, steps=24, size=128, progress=False)
+    assert dead.curve.abs().max() == 0 and dead.images.std() < 0.01  # a grey square
+    woken = featviz.render(lite0, unit, redirect_relu=16, steps=24, size=128, progress=False)
+    curve = woken.curve[:, 0]
+    assert curve[-4:].mean() > curve[:2].mean() + 0.3 and woken.final[0] > 0.2
+    assert woken.images.std() > 5 * dead.images.std(), (woken.images.std(), dead.images.std())
+    assert woken.record["recipe"]["redirect_relu"] == 16
     assert hook_count(lite0.module) == before
     assert [m.inplace for m in acts] == flags
-    # The same seed gives the same image with redirection too.
-    again = featviz.render(lite0, unit, redirect_relu=8, steps=24, size=96, progress=False)
-    assert torch.equal(result.images, again.images)
+    again = featviz.render(lite0, unit, redirect_relu=16, steps=24, size=128, progress=False)
+    assert torch.equal(woken.images, again.images)  # the same seed, the same pixels
