@@ -99,6 +99,18 @@ def test_nan_objective_is_a_clear_error(lite0):
         featviz.render(lite0, zero / zero, steps=16, size=64, progress=False)
 
 
+def test_optimizer_options_reach_the_optimizer_and_the_record(lite0):
+    recipe = featviz.get_recipe("default").replace(optimizer_kwargs={"eps": 0.5})
+    result = featviz.render(lite0, "blocks.1:0", recipe=recipe, steps=2, size=64, progress=False)
+    plain = featviz.render(lite0, "blocks.1:0", steps=2, size=64, progress=False)
+    assert not torch.equal(result.images, plain.images)  # a huge eps damps Adam's steps
+    assert result.record["recipe"]["optimizer_kwargs"] == {"eps": 0.5}
+    with pytest.raises(featviz.FeatvizError, match="does not take the options"):
+        featviz.render(
+            lite0, "blocks.1:0", recipe=recipe.replace(optimizer_kwargs={"bogus": 1}), steps=2, size=64, progress=False
+        )
+
+
 def test_too_small_image_is_a_clear_error(lite0):
     with pytest.raises(featviz.RenderError, match="at least 32"):
         featviz.render(lite0, "blocks.1:0", size=16, steps=2, progress=False)

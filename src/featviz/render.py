@@ -80,18 +80,24 @@ def make_param(recipe: Recipe, size: int, batch: int, generator: torch.Generator
     raise FeatvizError(f"unknown parameterization {recipe.param!r}: expected pixel, fourier or maco")
 
 
-def _optimizer(optimizer: OptimizerLike, params: list[nn.Parameter], lr: float) -> torch.optim.Optimizer:
+def _optimizer(
+    optimizer: OptimizerLike, params: list[nn.Parameter], lr: float, options: dict[str, Any] | None = None
+) -> torch.optim.Optimizer:
     if callable(optimizer):
         return optimizer(params)
     if optimizer not in _OPTIMIZERS:
         raise FeatvizError(f"unknown optimizer {optimizer!r}: expected one of {', '.join(_OPTIMIZERS)} or a callable")
+    options = dict(options or {})
     if optimizer in _FUSED and all(p.dtype in (torch.float32, torch.float64) for p in params):
         # One kernel for the whole update instead of a handful of passes: ~3x cheaper on CPU.
         try:
-            return _OPTIMIZERS[optimizer](params, lr=lr, fused=True)
+            return _OPTIMIZERS[optimizer](params, lr=lr, fused=True, **options)
         except (RuntimeError, TypeError):  # a device without the fused kernel
             pass
-    return _OPTIMIZERS[optimizer](params, lr=lr)
+    try:
+        return _OPTIMIZERS[optimizer](params, lr=lr, **options)
+    except TypeError as err:
+        raise FeatvizError(f"optimizer {optimizer!r} does not take the options {options}: {err}") from err
 
 
 def _scores(objective: O.Objective, acts: Activations, image: torch.Tensor, copies: int) -> torch.Tensor:
@@ -160,7 +166,7 @@ def render(
     if adapter.fixed_size:  # the model takes one size only: resample whatever the transforms made
         tfm = Compose([tfm, Resize(adapter.input_size)])
     tfm = tfm.to(dev)
-    opt = _optimizer(optimizer or rec.optimizer, list(param.parameters()), rec.lr)
+    opt = _optimizer(optimizer or rec.optimizer, list(param.parameters()), rec.lr, rec.optimizer_kwargs)
     # Blur acts on the pixels before frames are taken, so a frame shows what the next step sees.
     cbs = list(callbacks) + ([BlurEvery(rec.blur_every, rec.blur_sigma)] if rec.blur_every else [])
     recorder = RecordFrames(record_every) if record_every > 0 else None
