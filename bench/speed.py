@@ -66,10 +66,11 @@ def main() -> None:
     torch.set_num_threads(min(2, torch.get_num_threads()))
     adapter = featviz.load_model("efficientnet_lite0")
     recipe = featviz.get_recipe(args.recipe)
-    copies = recipe.build_transforms().copies
+    transforms = recipe.build_transforms()
+    copies = transforms.copies
     n = args.batch * copies
     # The model sees what the crops resample to, else the image size.
-    crops = next((T.RandomCrops(**kw) for name, kw in recipe.transforms if name == "crops"), None)
+    crops = next((t for t in transforms.transforms if isinstance(t, T.RandomCrops)), None)
     seen = crops.output_size(args.size, args.size)[0] if crops else args.size
     plain = copy.deepcopy(adapter.module).eval().requires_grad_(False)
     tuned = copy.deepcopy(plain)
