@@ -120,7 +120,7 @@ def horama(
     frozen weights; its output lives in the model's input range, mapped back to [0, 1]."""
     import horama
 
-    from featviz.param import natural_spectrum
+    from featviz.optvis.param import natural_spectrum
 
     model = adapter.module.eval().requires_grad_(False)
     lo, hi = -2.5, 2.5

@@ -14,7 +14,7 @@ from common import machine
 from PIL import Image, ImageDraw
 
 import featviz
-from featviz.io.images import resize, to_uint8
+from featviz.data.photos import resize, to_uint8
 
 CLASSES = {
     8: "hen",

@@ -23,8 +23,8 @@ import torch
 from common import machine
 
 import featviz
-from featviz import transforms as T
-from featviz.fold import fold_batchnorm
+from featviz.models.fold import fold_batchnorm
+from featviz.optvis import transforms as T
 
 
 def featviz_steps(adapter: featviz.ModelAdapter, recipe: str, batch: int, size: int, steps: int) -> list[float]:

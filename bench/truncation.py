@@ -16,10 +16,10 @@ import torch
 from common import machine, time_interleaved
 
 import featviz
-from featviz import transforms as T
-from featviz.hooks import capture
-from featviz.param import FourierImage, PixelImage
-from featviz.render import _scores
+from featviz.models.hooks import capture
+from featviz.optvis import transforms as T
+from featviz.optvis.param import FourierImage, PixelImage
+from featviz.optvis.render import _scores
 
 
 def featviz_step(adapter, unit: str, size: int, truncate: bool = True, plain: bool = False):

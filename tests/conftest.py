@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import featviz
-from featviz.io.images import natural_images, resize
+from featviz.data.photos import natural_images, resize
 
 torch.set_num_threads(2)
 

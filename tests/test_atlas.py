@@ -15,9 +15,9 @@ from click.testing import CliRunner
 import featviz
 from featviz.atlas import parse_channels
 from featviz.cli import main
-from featviz.hooks import capture
+from featviz.data.photos import load_image
 from featviz.io.grid import make_grid
-from featviz.io.images import load_image
+from featviz.models.hooks import capture
 
 
 def _channel_means(adapter, layer, images):

@@ -7,9 +7,9 @@ from click.testing import CliRunner
 
 import featviz
 from featviz.cli import main
+from featviz.data.photos import load_image
 from featviz.diverse import diversity_layer
-from featviz.hooks import capture
-from featviz.io.images import load_image
+from featviz.models.hooks import capture
 
 
 def _gram_similarity(adapter, layer, images):

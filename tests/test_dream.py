@@ -8,9 +8,9 @@ from click.testing import CliRunner
 
 import featviz
 from featviz.cli import main
+from featviz.data.photos import load_image
 from featviz.dream import octave_sizes
-from featviz.hooks import capture
-from featviz.io.images import load_image
+from featviz.models.hooks import capture
 
 
 def _layer_energy(adapter, layer, image):

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 import featviz
-from featviz.hooks import capture, hook_count
+from featviz.models.hooks import capture, hook_count
+from featviz.models.speed import fast_inference
 
 
 def _grad_flags(module):
@@ -63,9 +64,9 @@ def test_weight_layout_is_restored_and_nested_captures_do_not_interfere(lite0):
     weights = [p for p in lite0.module.parameters() if p.dim() == 4]
     before = [(p.data_ptr(), p.stride()) for p in weights]
     x = torch.rand(1, 3, 64, 64)
-    with capture(lite0, ["blocks.1"]) as outer:
+    with fast_inference(lite0, ["blocks.1"]), capture(lite0, ["blocks.1"]) as outer:
         assert weights[0].is_contiguous(memory_format=torch.channels_last)
-        with capture(lite0, ["blocks.3"]) as inner:
+        with fast_inference(lite0, ["blocks.3"]), capture(lite0, ["blocks.3"]) as inner:
             deep = inner(x)
             shallow = outer(x)
     assert set(deep) == {"blocks.3"} and set(shallow) == {"blocks.1"}
@@ -77,7 +78,7 @@ def test_batchnorm_folding_is_exact_and_undone(lite0):
     with torch.no_grad():
         plain = lite0(x)
     state = {k: v.clone() for k, v in lite0.module.state_dict().items()}
-    with capture(lite0, ["logits"], channels_last=False) as cap, torch.no_grad():
+    with fast_inference(lite0, channels_last=False), capture(lite0, ["logits"]) as cap, torch.no_grad():
         folded = cap(x)["logits"]
         assert any("forward" in m.__dict__ for m in lite0.module.modules())
     assert torch.allclose(folded, plain, atol=1e-4)

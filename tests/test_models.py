@@ -5,7 +5,7 @@ import torch
 from skimage import data
 
 import featviz
-from featviz.io.images import resize, to_tensor
+from featviz.data.photos import resize, to_tensor
 
 
 @pytest.mark.parametrize(("photo", "index", "name"), [("chelsea", 285, "Egyptian cat"), ("coffee", 967, "espresso")])

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import featviz
-from featviz import objectives as O
-from featviz.hooks import capture
+from featviz.models.hooks import capture
+from featviz.optvis import objectives as O
 
 
 def run(adapter, objective, images):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from featviz import transforms as T
-from featviz.param import FourierImage, MacoImage, PixelImage, natural_spectrum
+from featviz.optvis import transforms as T
+from featviz.optvis.param import FourierImage, MacoImage, PixelImage
+from featviz.optvis.spec import shipped_spectrum
 
 
 def test_pixel_inits():
@@ -33,11 +34,11 @@ def test_fourier_starts_near_grey_with_low_frequencies():
 
 
 def test_maco_keeps_the_natural_magnitude_and_only_learns_phase():
-    spec = natural_spectrum(64, 64)
+    spec = shipped_spectrum(64, 64)
     assert spec.shape == (3, 64, 33) and spec[:, 0, 0].eq(0).all()
     # Natural images: power falls with frequency.
     assert spec[0, 1, 1] > 5 * spec[0, 20, 20]
-    maco = MacoImage(64, 2, generator=torch.Generator().manual_seed(0))
+    maco = MacoImage(64, 2, spectrum=spec, generator=torch.Generator().manual_seed(0))
     assert [n for n, _ in maco.named_parameters()] == ["phase"]
     img = maco()
     assert img.shape == (2, 3, 64, 64) and 0 <= img.min() and img.max() <= 1 and img.std() > 0.1

@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 import featviz
-from featviz.hooks import hook_count
-from featviz.redirect import redirect_relus
+from featviz.models.hooks import hook_count
+from featviz.optvis.redirect import redirect_relus
 
 
 def _grad(module: nn.Module, x: torch.Tensor, upstream: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import featviz
-from featviz.hooks import capture
+from featviz.models.hooks import capture
 
 
 def _activation(adapter, objective, images):
@@ -30,11 +30,11 @@ def test_recipe_rises_and_beats_natural_photos(lite0, photos, recipe):
 
 
 def test_cosine_schedule_anneals_the_learning_rate_and_still_rises(lite0):
-    from featviz.render import _schedule
+    from featviz.optvis.spec import make_schedule
 
     recipe = featviz.get_recipe("default").replace(lr_schedule="cosine", lr_final=0.1, steps=24)
     opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=recipe.lr)
-    sched = _schedule(opt, recipe)
+    sched = make_schedule(opt, recipe)
     lrs = []
     for _ in range(recipe.steps):
         lrs.append(opt.param_groups[0]["lr"])
@@ -77,7 +77,7 @@ def test_batch_of_units_renders_each_in_its_slot(lite0):
 
 def test_record_and_sidecar_reproduce_the_run(lite0, tmp_path):
     result = featviz.render(lite0, "blocks.2:4", steps=4, size=64, seed=11, progress=False)
-    [png] = result.save(str(tmp_path / "unit.png"))
+    [png] = featviz.save(result, tmp_path / "unit.png")[:1]
     record = json.loads((tmp_path / "unit.json").read_text())
     assert record["model"] == "efficientnet_lite0" and record["unit"] == "blocks.2:4"
     assert record["seed"] == 11 and record["steps"] == 4 and record["recipe"]["name"] == "default"

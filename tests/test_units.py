@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 import featviz
-from featviz.units import parse_objective, parse_unit
+from featviz.optvis.units import parse_objective, parse_unit
 
 
 def test_unit_syntax():

@@ -1,11 +1,17 @@
 """featviz: feature visualization for PyTorch vision models.
 
+The package in layers, each importing only those below it: ``models/`` (adapters, hooks,
+speed-ups), ``data/`` (photos in), ``optvis/`` (objectives, parameterizations, transforms,
+recipes, the resolved run spec and the one render loop), ``io/`` (everything written), the
+tools on top (``atlas``, ``dream``, ``zoom``, ``diverse``) and ``cli``.
+
 >>> import featviz
 >>> featviz.parse_objective("logits:hen - 0.05 * blocks.5:3")
 class_logit('hen') - 0.05 * channel('blocks.5', 3)
 """
 
 from featviz.atlas import AtlasResult, atlas
+from featviz.data import load_image
 from featviz.diverse import diverse
 from featviz.dream import DreamResult, dream
 from featviz.errors import (
@@ -17,9 +23,10 @@ from featviz.errors import (
     UnknownLayerError,
     UnknownModelError,
 )
-from featviz.hooks import capture
+from featviz.io.records import load_record, save
 from featviz.models import DEFAULT_MODEL, Labels, ModelAdapter, imagenet_labels, load_model
-from featviz.objectives import (
+from featviz.models.hooks import capture
+from featviz.optvis.objectives import (
     Objective,
     batched,
     channel,
@@ -34,13 +41,19 @@ from featviz.objectives import (
     neuron,
     total_variation,
 )
-from featviz.param import FourierImage, MacoImage, PixelImage
-from featviz.recipes import RECIPES, Recipe, get_recipe
-from featviz.render import RenderResult, render
-from featviz.units import parse_objective, parse_unit
+from featviz.optvis.param import FourierImage, MacoImage, PixelImage
+from featviz.optvis.recipes import RECIPES, Recipe, get_recipe
+from featviz.optvis.render import RenderResult, render, replay
+from featviz.optvis.spec import RunSpec
+from featviz.optvis.units import parse_objective, parse_unit
 from featviz.zoom import ZoomResult, zoom
 
-__version__ = "0.1.0"
+try:
+    from importlib.metadata import version as _version
+
+    __version__ = _version("featviz")
+except Exception:  # not installed (a source checkout on sys.path)
+    __version__ = "0+unknown"
 
 __all__ = [
     "AtlasResult",
@@ -58,6 +71,7 @@ __all__ = [
     "Recipe",
     "RenderError",
     "RenderResult",
+    "RunSpec",
     "UnitError",
     "UnknownClassError",
     "UnknownLayerError",
@@ -79,11 +93,15 @@ __all__ = [
     "l1",
     "l2",
     "layer",
+    "load_image",
     "load_model",
+    "load_record",
     "neuron",
     "parse_objective",
     "parse_unit",
     "render",
+    "replay",
+    "save",
     "total_variation",
     "zoom",
 ]

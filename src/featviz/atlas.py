@@ -3,9 +3,9 @@
 Channels are rendered ``batch`` at a time (one channel per image of the batch, one forward
 pass per step for all of them). With ``out_dir``, each finished tile is written to
 ``out_dir/tiles/<channel>.png`` with a ``.json`` record right after its batch, each file
-under a temporary name first and then renamed (``os.replace`` is atomic), so a run that is
-interrupted -- Ctrl-C, ``kill``, a closed laptop -- leaves only whole tiles behind. Running
-the same atlas again loads those tiles and renders only the missing ones.
+under a temporary name first and then renamed (:class:`featviz.io.store.TileStore`), so a run
+that is interrupted -- Ctrl-C, ``kill``, a closed laptop -- leaves only whole tiles behind.
+Running the same atlas again loads those tiles and renders only the missing ones.
 
 Batches are fixed slices of the channel list, each rendered with the same seed, so a resumed
 atlas is pixel for pixel the atlas that an uninterrupted run would have made.
@@ -13,9 +13,6 @@ atlas is pixel for pixel the atlas that an uninterrupted run would have made.
 
 from __future__ import annotations
 
-import io
-import json
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,13 +22,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from featviz.errors import FeatvizError, ImageError, UnitError
-from featviz.hooks import capture
+from featviz.errors import FeatvizError, UnitError
 from featviz.io.grid import make_grid
-from featviz.io.images import load_image, save_image, to_uint8
+from featviz.io.store import TileStore
 from featviz.models import ModelAdapter, load_model
-from featviz.objectives import as_grid
-from featviz.recipes import DEFAULT_RECIPE, Recipe, get_recipe
+from featviz.models.layers import output_shape
+from featviz.optvis.recipes import DEFAULT_RECIPE, Recipe, get_recipe
+from featviz.optvis.record import make_record
+from featviz.optvis.render import render
 
 ChannelsLike = str | range | Sequence[int] | None
 TILES = "tiles"
@@ -40,7 +38,8 @@ TILES = "tiles"
 @dataclass
 class AtlasResult:
     """Tiles by channel (``[3, H, W]`` in [0, 1], CPU), each tile's final score, the labelled
-    grid ``[3, H', W']``, which channels this call rendered and which it loaded from disk."""
+    grid ``[3, H', W']``, which channels this call rendered and which it loaded from disk.
+    Write the grid with :func:`featviz.save`."""
 
     layer: str
     channels: list[int]
@@ -51,11 +50,8 @@ class AtlasResult:
     loaded: list[int] = field(default_factory=list)
     record: dict[str, Any] = field(default_factory=dict)
 
-    def save(self, path: str | Path) -> Path:
-        """Write the grid as PNG with the atlas record as a JSON sidecar."""
-        target = save_image(self.grid, Path(path).with_suffix(Path(path).suffix or ".png"))
-        _atomic_write(target.with_suffix(".json"), (json.dumps(self.record, indent=2) + "\n").encode())
-        return target
+    def __repr__(self) -> str:
+        return f"AtlasResult({self.layer!r}, {len(self.channels)} channels, {len(self.rendered)} rendered)"
 
 
 def parse_channels(spec: ChannelsLike, count: int) -> list[int]:
@@ -91,11 +87,9 @@ def parse_channels(spec: ChannelsLike, count: int) -> list[int]:
 
 
 def layer_channels(adapter: ModelAdapter, layer: str, size: int) -> int:
-    """Number of channels of ``layer`` (one forward of a grey image of ``size`` pixels)."""
-    size = adapter.input_size if adapter.fixed_size else max(size, adapter.min_size)
-    with capture(adapter, [layer], fold=False) as cap, torch.no_grad():
-        probe = torch.full((1, 3, size, size), 0.5, device=adapter.device)
-        return int(as_grid(cap(probe), layer).shape[1])
+    """Number of channels of ``layer`` (see :func:`featviz.models.layers.output_shape`)."""
+    shape = output_shape(adapter, layer, size)
+    return shape[-1] if len(shape) == 2 else shape[0]
 
 
 def atlas(
@@ -127,8 +121,6 @@ def atlas(
     """
     from tqdm.auto import tqdm
 
-    from featviz.render import render
-
     start = time.perf_counter()
     if batch < 1:
         raise FeatvizError(f"batch must be at least 1, got {batch}")
@@ -138,16 +130,12 @@ def atlas(
         size=size, **{k: v for k, v in {"steps": steps, "lr": lr}.items() if v is not None}
     )
     chans = parse_channels(channels, layer_channels(adapter, layer, size))
-    # What a saved tile must match to be reused; through JSON so that tuples compare as lists.
-    key = json.loads(
-        json.dumps({"model": adapter.name, "layer": layer, "recipe": rec.to_dict(), "seed": seed, "size": size})
-    )
-    tiles_dir = Path(out_dir) / TILES if out_dir is not None else None
+    # What a saved tile must match to be reused.
+    key = {"model": adapter.name, "layer": layer, "recipe": rec.to_dict(), "seed": seed, "size": size}
+    store = TileStore(Path(out_dir) / TILES, key) if out_dir is not None else None
     tiles: dict[int, torch.Tensor] = {}
     scores: dict[int, float] = {}
-    loaded = _load_tiles(tiles_dir, chans, key, tiles, scores) if tiles_dir else []
-    for stale in tiles_dir.glob(".*.tmp") if tiles_dir else []:  # left by a run killed mid-write
-        stale.unlink(missing_ok=True)
+    loaded = _load_tiles(store, chans, tiles, scores) if store else []
     rendered: list[int] = []
     bar = tqdm(total=len(chans), initial=len(loaded), disable=not progress, desc=f"{adapter.name} {layer}")
     for k in range(0, len(chans), batch):
@@ -155,67 +143,36 @@ def atlas(
         if not todo:
             continue
         result = render(adapter, [f"{layer}:{c}" for c in todo], recipe=rec, seed=seed, device=device, progress=False)
+        if result.interrupted:  # an interrupted batch is not a finished tile
+            raise KeyboardInterrupt
         for i, c in enumerate(todo):
             tiles[c], scores[c] = result.images[i], float(result.final[i])
-            if tiles_dir is not None:
+            if store is not None:
                 record = dict(result.record, unit=f"{layer}:{c}", batch_units=result.record["unit"])
-                _write_tile(tiles_dir, c, tiles[c], dict(record, **key, channel=c, index=i, image_score=scores[c]))
+                store.put(c, tiles[c], dict(record, channel=c, index=i, image_score=scores[c]))
         rendered += todo
         bar.update(len(todo))
     bar.close()
     grid = make_grid([tiles[c] for c in chans], [str(c) for c in chans], columns=columns, crop=crop)
-    summary = dict(key, channels=chans, batch=batch, crop=crop, scores=[scores[c] for c in chans])
-    summary.update(rendered=len(rendered), loaded=len(loaded), seconds=round(time.perf_counter() - start, 3))
+    fields = dict(key, channels=chans, batch=batch, crop=crop, scores=[scores[c] for c in chans])
+    fields.update(rendered=len(rendered), loaded=len(loaded))
+    record = make_record("atlas", fields, seconds=time.perf_counter() - start)
     if out_dir is not None:
-        _atomic_write(Path(out_dir) / "atlas.json", (json.dumps(summary, indent=2) + "\n").encode())
-    return AtlasResult(layer, chans, tiles, scores, grid, rendered, loaded, summary)
+        from featviz.io.records import write_record
 
-
-def tile_path(tiles_dir: str | Path, channel: int) -> Path:
-    return Path(tiles_dir) / f"{channel}.png"
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _write_tile(tiles_dir: Path, channel: int, image: torch.Tensor, record: dict[str, Any]) -> None:
-    """PNG first, then its record: the record is what marks a tile as finished."""
-    from PIL import Image
-
-    png = io.BytesIO()
-    Image.fromarray(to_uint8(image)).save(png, format="PNG")
-    path = tile_path(tiles_dir, channel)
-    _atomic_write(path, png.getvalue())
-    _atomic_write(path.with_suffix(".json"), (json.dumps(record, indent=2) + "\n").encode())
+        write_record(Path(out_dir) / "atlas.json", record)
+    return AtlasResult(layer, chans, tiles, scores, grid, rendered, loaded, record)
 
 
 def _load_tiles(
-    tiles_dir: Path, chans: list[int], key: dict[str, Any], tiles: dict[int, torch.Tensor], scores: dict[int, float]
+    store: TileStore, chans: list[int], tiles: dict[int, torch.Tensor], scores: dict[int, float]
 ) -> list[int]:
     """Fill ``tiles`` and ``scores`` with the finished tiles rendered with the same settings."""
     loaded = []
     for c in chans:
-        path = tile_path(tiles_dir, c)
-        try:
-            record = json.loads(path.with_suffix(".json").read_text())
-            if any(record.get(k) != v for k, v in key.items()) or record.get("channel") != c:
-                continue  # other settings: render it again
-            image = load_image(path)
-        except (OSError, ValueError, ImageError):
+        item = store.get(c)
+        if item is None or item[0].shape[-2:] != (store.settings["size"], store.settings["size"]):
             continue
-        if image.shape[-2:] != (key["size"], key["size"]):
-            continue
-        tiles[c], scores[c] = image, float(record["image_score"])
+        tiles[c], scores[c] = item[0], float(item[1]["image_score"])
         loaded.append(c)
     return loaded

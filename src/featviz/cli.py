@@ -21,6 +21,11 @@ def _png(path: str) -> str:
     return path if Path(path).suffix else f"{path}.png"
 
 
+def _given(options: dict[str, Any]) -> dict[str, Any]:
+    """The options the user gave: the rest keep the library's own defaults."""
+    return {k: v for k, v in options.items() if v is not None}
+
+
 class _Group(click.Group):
     """Turns a FeatvizError into a one-line message and exit status 2, not a traceback."""
 
@@ -39,8 +44,14 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("model", default=DEFAULT_MODEL)
-@click.argument("unit")
+@click.argument("model", required=False)
+@click.argument("unit", required=False)
+@click.option(
+    "--from",
+    "from_record",
+    type=click.Path(dir_okay=False),
+    help="render again what a run record (X.json, or X.png beside it) describes",
+)
 @click.option("--recipe", default="default", show_default=True, help="preset: see `featviz recipes`")
 @click.option("--steps", type=int, help="optimization steps (recipe's value when left out)")
 @click.option("--size", type=int, help="image size in pixels (the model's input size when left out)")
@@ -64,8 +75,9 @@ def main() -> None:
 @click.option("--diversity-layer", help="layer where images are compared (default: the unit's own)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar")
 def render(
-    model: str,
-    unit: str,
+    model: str | None,
+    unit: str | None,
+    from_record: str | None,
     recipe: str,
     steps: int | None,
     size: int | None,
@@ -87,41 +99,61 @@ def render(
 
     UNIT is LAYER:CHANNEL (blocks.5:51), LAYER:CHANNEL@X,Y (a neuron), LAYER (DeepDream),
     logits:CLASS or probs:CLASS (class name or index), or an expression of these such as
-    "logits:hen - logits:cock". With --diversity N, OUT is a grid of the N images and each
-    image is also written as OUT_0.png, OUT_1.png, ...
+    "logits:hen - logits:cock"; MODEL may be left out (the embedded default). With
+    --diversity N, OUT is a grid of the N images and each image is also written as
+    OUT_0.png, OUT_1.png, ... With --from X.json, the run that X.json records is rendered
+    again (same pixels on the machine that made it). Ctrl-C stops the render and writes the
+    image reached so far, its record marked "interrupted".
     """
     import featviz
-    from featviz.callbacks import RecordFrames
-    from featviz.io.images import load_image
+    from featviz.optvis.callbacks import RecordFrames
 
+    if from_record:
+        if model or unit:
+            raise click.UsageError("give either MODEL UNIT or --from RECORD, not both")
+        record = featviz.load_record(from_record)
+        result = featviz.replay(record, progress=not quiet)
+        _finish(result, out or str(Path(from_record).with_suffix("")) + "_replay", None, quiet)
+        return
+    if model is None:
+        raise click.UsageError("missing UNIT: e.g. featviz render efficientnet_lite0 logits:hen")
+    if unit is None:  # one argument: a unit of the default model
+        model, unit = DEFAULT_MODEL, model
     adapter = featviz.load_model(model)
     frames = RecordFrames(every=every)
     kwargs: dict[str, Any] = dict(recipe=recipe, steps=steps, size=size, lr=lr, seed=seed, device=device)
     kwargs.update(redirect_relu=redirect_relu)
-    kwargs.update(init=load_image(init) if init else None, callbacks=[frames] if animate else [], progress=not quiet)
+    kwargs.update(init=init, callbacks=[frames] if animate else [], progress=not quiet)
     if diversity:
-        from featviz.diverse import DEFAULT_WEIGHT, diverse
+        from featviz.diverse import diverse
 
-        weight = DEFAULT_WEIGHT if diversity_weight is None else diversity_weight
-        result = diverse(adapter, unit, diversity, weight=weight, layer=diversity_layer, **kwargs)
+        extra = {"weight": diversity_weight} if diversity_weight is not None else {}
+        result = diverse(adapter, unit, diversity, layer=diversity_layer, **extra, **kwargs)
     else:
         result = featviz.render(adapter, unit, **kwargs)
-    target = _png(out or f"{_slug(adapter.name)}_{_slug(unit)}")
-    paths = result.save(target)
-    if diversity:
-        from featviz.io.grid import save_grid
-
-        paths = [str(save_grid(result.images, target, [str(i) for i in range(diversity)], columns=diversity))]
-    scores = ", ".join(f"{s:.3f}" for s in result.final.tolist())
-    line = f"wrote {paths[0]} ({result.record['seconds']:.1f} s, score {scores})"
-    if adapter.labels is not None:
-        seen = ", ".join(f"{p[0][1]!r} ({p[0][0]}) at {p[0][2]:.2f}" for p in adapter.predict(result.images))
-        line += f"; {adapter.name} sees {seen}"
-    click.echo(line)
+    target = out or f"{_slug(adapter.name)}_{_slug(unit)}"
+    _finish(result, target, adapter, quiet, grid=bool(diversity))
     if animate:
         from featviz.io.video import write_animation
 
         click.echo(f"wrote {write_animation(frames.frames, animate, fps=fps)} ({len(frames.frames)} frames)")
+
+
+def _finish(result: Any, target: str, adapter: Any, quiet: bool, grid: bool = False) -> None:
+    """Write a render's images and records, and say what was written and what the model sees."""
+    import featviz
+
+    paths = featviz.save(result, _png(target), grid=grid)
+    scores = ", ".join(f"{s:.3f}" for s in result.final.tolist())
+    line = f"wrote {paths[0]} ({result.record['seconds']:.1f} s, score {scores})"
+    if result.interrupted:
+        click.echo(f"interrupted after {len(result.curve)} steps: {line}", err=True)
+        sys.exit(130)
+    adapter = adapter or featviz.load_model(result.record["model"])
+    if adapter.labels is not None:
+        seen = ", ".join(f"{p[0][1]!r} ({p[0][0]}) at {p[0][2]:.2f}" for p in adapter.predict(result.images))
+        line += f"; {adapter.name} sees {seen}"
+    click.echo(line)
 
 
 @main.command()
@@ -132,7 +164,7 @@ def render(
 def layers(model: str, size: int | None, depth: int | None, pattern: str | None) -> None:
     """List MODEL's layers: dotted name, type, output shape and channel count."""
     import featviz
-    from featviz.inspect import layer_table
+    from featviz.models.layers import layer_table
 
     adapter = featviz.load_model(model)
     rows = layer_table(adapter, size)
@@ -172,7 +204,7 @@ def classes(query: str, model: str) -> None:
 def predict(images: tuple[str, ...], model: str, k: int) -> None:
     """Classify IMAGES with MODEL and print the top-k classes with probabilities."""
     import featviz
-    from featviz.io.images import load_image
+    from featviz.data.photos import load_image
 
     adapter = featviz.load_model(model)
     for path in images:
@@ -185,7 +217,7 @@ def predict(images: tuple[str, ...], model: str, k: int) -> None:
 @main.command()
 def recipes() -> None:
     """List the recipes with what each does."""
-    from featviz.recipes import RECIPES
+    from featviz.optvis.recipes import RECIPES
 
     for r in RECIPES.values():
         click.echo(f"{r.name:<8} {r.param:<8} {r.steps:>4} steps  {r.description}")
@@ -195,10 +227,10 @@ def recipes() -> None:
 @click.argument("model", default=DEFAULT_MODEL)
 @click.argument("layer")
 @click.option("--channels", help="START:STOP[:STEP] or a comma list (default: all channels)")
-@click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True, help="channels per render")
+@click.option("--batch", type=click.IntRange(min=1), help="channels per render [library default: 16]")
 @click.option("--recipe", default="default", show_default=True)
 @click.option("--steps", type=int, help="optimization steps (recipe's value when left out)")
-@click.option("--size", type=int, default=128, show_default=True, help="tile size in pixels")
+@click.option("--size", type=int, help="tile size in pixels [128]")
 @click.option("--lr", type=float, help="learning rate (recipe's value when left out)")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--crop", type=click.IntRange(min=0), default=0, show_default=True, help="pixels cut from each tile side")
@@ -213,10 +245,10 @@ def atlas(
     model: str,
     layer: str,
     channels: str | None,
-    batch: int,
+    batch: int | None,
     recipe: str,
     steps: int | None,
-    size: int,
+    size: int | None,
     lr: float | None,
     seed: int,
     crop: int,
@@ -242,23 +274,22 @@ def atlas(
             adapter,
             layer,
             channels,
-            batch=batch,
             recipe=recipe,
             steps=steps,
             lr=lr,
-            size=size,
             seed=seed,
             crop=crop,
             columns=columns,
             out_dir=work,
             device=device,
             progress=not quiet,
+            **_given(dict(batch=batch, size=size)),
         )
     except KeyboardInterrupt:
         done = len(list((work / "tiles").glob("*.json")))
         click.echo(f"\ninterrupted: {done} finished tiles kept in {work}; run the same command to resume", err=True)
         sys.exit(130)
-    path = result.save(target)
+    path = featviz.save(result, target)[0]
     took = result.record["seconds"]
     click.echo(
         f"wrote {path} ({len(result.channels)} channels: {len(result.rendered)} rendered, "
@@ -270,11 +301,11 @@ def atlas(
 @click.argument("image")
 @click.argument("unit_or_layer")
 @click.option("--model", default=DEFAULT_MODEL, show_default=True)
-@click.option("--octaves", type=click.IntRange(min=1), default=4, show_default=True)
-@click.option("--octave-scale", type=click.FloatRange(min=1.0), default=1.4, show_default=True)
-@click.option("--steps", type=click.IntRange(min=1), default=10, show_default=True, help="steps per octave")
-@click.option("--lr", type=float, default=0.01, show_default=True, help="mean change of a pixel per step")
-@click.option("--jitter", type=click.IntRange(min=0), default=16, show_default=True, help="largest random shift (px)")
+@click.option("--octaves", type=click.IntRange(min=1), help="number of scales [library default: 4]")
+@click.option("--octave-scale", type=click.FloatRange(min=1.0), help="size ratio between octaves [1.4]")
+@click.option("--steps", type=click.IntRange(min=1), help="steps per octave [the dream recipe's: 10]")
+@click.option("--lr", type=float, help="mean change of a pixel per step [the dream recipe's: 0.01]")
+@click.option("--jitter", type=click.IntRange(min=0), help="largest random shift in px [the dream recipe's: 16]")
 @click.option("--size", type=int, help="resize the photo so that its longer side has this many pixels")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True)
@@ -284,11 +315,11 @@ def dream(
     image: str,
     unit_or_layer: str,
     model: str,
-    octaves: int,
-    octave_scale: float,
-    steps: int,
-    lr: float,
-    jitter: int,
+    octaves: int | None,
+    octave_scale: float | None,
+    steps: int | None,
+    lr: float | None,
+    jitter: int | None,
     size: int | None,
     seed: int,
     device: str,
@@ -302,22 +333,19 @@ def dream(
     """
     import featviz
 
+    given = dict(octaves=octaves, octave_scale=octave_scale, steps=steps, lr=lr, jitter=jitter)
     result = featviz.dream(
         featviz.load_model(model),
         image,
         unit_or_layer,
-        octaves=octaves,
-        octave_scale=octave_scale,
-        steps=steps,
-        lr=lr,
-        jitter=jitter,
         size=size,
         seed=seed,
         device=device,
         progress=not quiet,
+        **_given(given),
     )
     target = _png(out or f"{_slug(Path(image).stem if ':' not in image else image)}_dream")
-    path = result.save(target)
+    path = featviz.save(result, target)[0]
     h, w = result.image.shape[-2:]
     click.echo(
         f"wrote {path} ({w}x{h}, {len(result.octaves)} octaves, score {result.score_before:.3f} -> "
@@ -328,14 +356,12 @@ def dream(
 @main.command()
 @click.argument("model", default=DEFAULT_MODEL)
 @click.argument("unit")
-@click.option("--frames", type=click.IntRange(min=1), default=120, show_default=True)
-@click.option("--zoom", "factor", type=click.FloatRange(min=1.0), default=1.04, show_default=True, help="per frame")
-@click.option("--steps-per-frame", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option(
-    "--fade", type=click.FloatRange(0, 1, max_open=True), default=0.03, show_default=True, help="contrast pull"
-)
+@click.option("--frames", type=click.IntRange(min=1), help="number of frames [library default: 120]")
+@click.option("--zoom", "factor", type=click.FloatRange(min=1.0), help="magnification per frame [1.04]")
+@click.option("--steps-per-frame", type=click.IntRange(min=1), help="optimization steps per frame [8]")
+@click.option("--fade", type=click.FloatRange(0, 1, max_open=True), help="contrast pull per frame [0.03]")
 @click.option("--first-steps", type=click.IntRange(min=1), help="steps of the first frame (recipe's value)")
-@click.option("--size", type=int, default=128, show_default=True)
+@click.option("--size", type=int, help="frame size in pixels [128]")
 @click.option("--recipe", default="default", show_default=True)
 @click.option("--lr", type=float, help="learning rate (recipe's value when left out)")
 @click.option("--fps", type=float, default=24.0, show_default=True)
@@ -348,12 +374,12 @@ def dream(
 def zoom(
     model: str,
     unit: str,
-    frames: int,
-    factor: float,
-    steps_per_frame: int,
-    fade: float,
+    frames: int | None,
+    factor: float | None,
+    steps_per_frame: int | None,
+    fade: float | None,
     first_steps: int | None,
-    size: int,
+    size: int | None,
     recipe: str,
     lr: float | None,
     fps: float,
@@ -365,23 +391,21 @@ def zoom(
     """Eternal zoom into UNIT: each frame magnifies the last one and optimizes a few steps."""
     import featviz
 
+    given = dict(frames=frames, factor=factor, steps_per_frame=steps_per_frame, fade=fade, size=size)
     result = featviz.zoom(
         featviz.load_model(model),
         unit,
-        frames=frames,
-        factor=factor,
-        steps_per_frame=steps_per_frame,
-        fade=fade,
         first_steps=first_steps,
-        size=size,
         recipe=recipe,
         lr=lr,
         seed=seed,
         device=device,
         progress=not quiet,
+        **_given(given),
     )
-    path = result.save(out, fps=fps)
-    click.echo(f"wrote {path} ({frames} frames, {path.stat().st_size / 1e6:.2f} MB, {result.record['seconds']:.1f} s)")
+    path = featviz.save(result, out, fps=fps)[0]
+    size_mb, took = path.stat().st_size / 1e6, result.record["seconds"]
+    click.echo(f"wrote {path} ({len(result.frames)} frames, {size_mb:.2f} MB, {took:.1f} s)")
 
 
 if __name__ == "__main__":

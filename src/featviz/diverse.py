@@ -13,9 +13,9 @@ from torch import nn
 
 from featviz.errors import FeatvizError
 from featviz.models import INPUT, LOGITS, ModelAdapter, load_model
-from featviz.objectives import Objective, diversity
-from featviz.render import RenderResult, render
-from featviz.units import parse_objective
+from featviz.optvis.objectives import Objective, diversity
+from featviz.optvis.render import RenderResult, render
+from featviz.optvis.units import parse_objective
 
 #: Weight of the diversity term: channel means of mid layers reach 10-40, the term lies in
 #: [-1, 0]; at this weight the images part ways without giving up much of the unit.

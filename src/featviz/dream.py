@@ -7,6 +7,10 @@ magnitude, with the image randomly rolled (jitter) before every forward pass and
 [0, 1] after every step. What has been dreamed at one scale (the difference to the photo) is
 upsampled and added to the photo at the next scale, so patterns grow at every size while the
 result keeps the photo's size and composition.
+
+Each octave is one :func:`featviz.render` with the ``dream`` recipe (a pixel image started
+from the photo, normalized gradient steps, a random roll before every forward, pixels
+clamped to [0, 1]); the octaves are an outer loop around the one render loop.
 """
 
 from __future__ import annotations
@@ -17,16 +21,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from featviz.data.photos import load_image, resize
 from featviz.errors import FeatvizError, ImageError
-from featviz.hooks import Capture, capture
-from featviz.io.images import load_image, save_image
-from featviz.models import ModelAdapter, load_model, resolve_device
-from featviz.objectives import Objective
-from featviz.record import versions
-from featviz.units import parse_objective
+from featviz.models import ModelAdapter, load_model, place
+from featviz.optvis.objectives import Objective
+from featviz.optvis.recipes import DREAM
+from featviz.optvis.record import make_record
+from featviz.optvis.render import render, score_images
+from featviz.optvis.units import parse_objective
 
 ImageLike = torch.Tensor | str | Path
 
@@ -34,7 +38,8 @@ ImageLike = torch.Tensor | str | Path
 @dataclass
 class DreamResult:
     """The dreamed image ``[3, H, W]`` (CPU, [0, 1], the photo's size), the photo it started
-    from, the objective on both, the octave sizes and the run record."""
+    from, the objective on both, the octave sizes, the objective per step and the run
+    record (with each octave's render record). Write it with :func:`featviz.save`."""
 
     image: torch.Tensor
     photo: torch.Tensor
@@ -44,13 +49,10 @@ class DreamResult:
     curve: torch.Tensor
     record: dict[str, Any] = field(default_factory=dict)
 
-    def save(self, path: str | Path) -> Path:
-        """Write the image (PNG by default) with the record as a JSON sidecar."""
-        import json
-
-        target = save_image(self.image, Path(path).with_suffix(Path(path).suffix or ".png"))
-        target.with_suffix(".json").write_text(json.dumps(self.record, indent=2) + "\n")
-        return target
+    def __repr__(self) -> str:
+        h, w = self.image.shape[-2:]
+        scores = f"{self.score_before:.3f} -> {self.score_after:.3f}"
+        return f"DreamResult({w}x{h}, {len(self.octaves)} octaves, score {scores})"
 
 
 def octave_sizes(height: int, width: int, octaves: int, scale: float, min_size: int = 32) -> list[tuple[int, int]]:
@@ -66,13 +68,6 @@ def octave_sizes(height: int, width: int, octaves: int, scale: float, min_size: 
     return [s for s in sizes if min(s) >= min_size] or [(height, width)]
 
 
-def _resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    if tuple(image.shape[-2:]) == size:
-        return image
-    down = size[0] < image.shape[-2]
-    return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=down)
-
-
 def _photo(image: ImageLike, size: int | None) -> torch.Tensor:
     photo = load_image(image) if isinstance(image, (str, Path)) else image.detach().float().cpu()
     if photo.dim() == 4 and photo.shape[0] == 1:
@@ -82,7 +77,7 @@ def _photo(image: ImageLike, size: int | None) -> torch.Tensor:
     if size is not None and max(photo.shape[-2:]) != size:
         h, w = photo.shape[-2:]
         k = size / max(h, w)
-        photo = _resize(photo[None], (max(1, round(h * k)), max(1, round(w * k))))[0]
+        photo = resize(photo, (max(1, round(h * k)), max(1, round(w * k))))
     return photo.clamp(0, 1)
 
 
@@ -93,9 +88,9 @@ def dream(
     *,
     octaves: int = 4,
     octave_scale: float = 1.4,
-    steps: int = 10,
-    lr: float = 0.01,
-    jitter: int = 16,
+    steps: int = DREAM.steps,
+    lr: float = DREAM.lr,
+    jitter: int = dict(DREAM.transforms)["roll"]["pixels"],
     size: int | None = None,
     seed: int = 0,
     device: str | torch.device = "auto",
@@ -113,35 +108,40 @@ def dream(
     >>> tuple(result.image.shape), result.score_after > result.score_before
     ((3, 48, 64), True)
     """
-    from tqdm.auto import tqdm
-
     start = time.perf_counter()
     adapter = load_model(model)
-    dev = adapter.device if str(device) == "auto" and not isinstance(model, str) else resolve_device(device)
-    adapter.to(dev)
+    place(adapter, model, device)
     obj = parse_objective(unit_or_layer, adapter) if isinstance(unit_or_layer, str) else unit_or_layer
     photo = _photo(image, size)
     height, width = photo.shape[-2:]
     sizes = octave_sizes(int(height), int(width), octaves, octave_scale, adapter.min_size)
-    base = photo[None].to(dev)
-    gen = torch.Generator().manual_seed(seed)
-    curve: list[float] = []
-    bar = tqdm(total=len(sizes) * steps, disable=not progress, desc="dream", leave=False)
-    with capture(adapter, obj.layers) as cap:
-        before = _score(cap, obj, base, adapter)
-        img = _resize(base, sizes[0])
-        for i, shape in enumerate(sizes):
-            if i:  # carry what was dreamed so far onto the photo at the next scale
-                detail = img - _resize(base, sizes[i - 1])
-                img = (_resize(base, shape) + _resize(detail, shape)).clamp(0, 1)
-            for _ in range(steps):
-                img, score = _ascent(cap, obj, img, adapter, lr, jitter, gen)
-                curve.append(score)
-                bar.update(1)
-        after = _score(cap, obj, img, adapter)
-    bar.close()
-    record = {
-        "kind": "dream",
+    recipe = DREAM.replace(steps=steps, lr=lr, transforms=(("roll", {"pixels": int(jitter)}),))
+    before = float(score_images(adapter, obj, photo[None])[0])
+    img, curves, records = photo[None], [], []
+    for i, shape in enumerate(sizes):
+        # Carry what was dreamed so far onto the photo at the next scale.
+        start_image = (
+            resize(photo[None], shape)
+            if i == 0
+            else resize(photo[None], shape) + resize(img - resize(photo[None], sizes[i - 1]), shape)
+        )
+        result = render(
+            adapter,
+            obj,
+            recipe=recipe,
+            size=shape,
+            init=start_image.clamp(0, 1),
+            seed=seed + i,
+            device=device,
+            progress=progress,
+        )
+        if result.interrupted:
+            raise KeyboardInterrupt
+        img = result.images
+        curves.append(result.curve[:, 0])
+        records.append({k: v for k, v in result.record.items() if k not in ("versions", "created")})
+    after = float(score_images(adapter, obj, img)[0])
+    fields = {
         "model": adapter.name,
         "image": str(image) if isinstance(image, (str, Path)) else f"tensor of shape {tuple(image.shape)}",
         "size": list(sizes[-1]),
@@ -153,42 +153,9 @@ def dream(
         "lr": lr,
         "jitter": jitter,
         "seed": seed,
-        "device": str(dev),
         "score_before": before,
         "score_after": after,
-        "seconds": round(time.perf_counter() - start, 3),
-        "versions": versions(),
+        "renders": records,
     }
-    return DreamResult(img[0].detach().float().cpu(), photo, before, after, sizes, torch.tensor(curve), record)
-
-
-def _forward(cap: Capture, obj: Objective, images: torch.Tensor, adapter: ModelAdapter) -> torch.Tensor:
-    # Models that take one input size only (ViTs) see the image resampled to it.
-    x = _resize(images, (adapter.input_size,) * 2) if adapter.fixed_size else images
-    acts = cap(x)
-    acts["input"] = images
-    return obj(acts).expand(images.shape[0])
-
-
-@torch.no_grad()
-def _score(cap: Capture, obj: Objective, images: torch.Tensor, adapter: ModelAdapter) -> float:
-    return float(_forward(cap, obj, images, adapter).mean())
-
-
-def _ascent(
-    cap: Capture,
-    obj: Objective,
-    img: torch.Tensor,
-    adapter: ModelAdapter,
-    lr: float,
-    jitter: int,
-    gen: torch.Generator,
-) -> tuple[torch.Tensor, float]:
-    """One normalized gradient step on a randomly rolled copy of ``img``."""
-    x = img.detach().requires_grad_(True)
-    dy, dx = (torch.randint(-jitter, jitter + 1, (2,), generator=gen) if jitter else torch.zeros(2)).tolist()
-    # Rolling is a permutation, so the gradient flows back to the unrolled pixels.
-    score = _forward(cap, obj, torch.roll(x, (int(dy), int(dx)), (2, 3)), adapter).sum()
-    (grad,) = torch.autograd.grad(score, x)
-    grad = grad / (grad.abs().mean() + 1e-8)
-    return (x + lr * grad).clamp(0, 1).detach(), float(score.detach())
+    record = make_record("dream", fields, seconds=time.perf_counter() - start)
+    return DreamResult(img[0], photo, before, after, sizes, torch.cat(curves), record)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -16,28 +15,24 @@ from torch import nn
 
 from featviz.errors import FeatvizError
 from featviz.models import ModelAdapter, load_model
-from featviz.objectives import Objective
-from featviz.recipes import DEFAULT_RECIPE, Recipe, get_recipe
-from featviz.record import versions
+from featviz.optvis.objectives import Objective
+from featviz.optvis.recipes import DEFAULT_RECIPE, Recipe, get_recipe
+from featviz.optvis.record import make_record
+from featviz.optvis.render import render
 
 
 @dataclass
 class ZoomResult:
-    """The frames ``[3, H, W]`` (CPU, [0, 1]), the objective on each and the run record."""
+    """The frames ``[3, H, W]`` (CPU, [0, 1]), the objective on each and the run record.
+    Write it with :func:`featviz.save` (MP4 or GIF by suffix)."""
 
     frames: list[torch.Tensor]
     scores: list[float]
     record: dict[str, Any] = field(default_factory=dict)
 
-    def save(self, path: str | Path, fps: float = 24.0) -> Path:
-        """Write the frames as MP4 / GIF (by suffix) and the record as a JSON sidecar."""
-        import json
-
-        from featviz.io.video import write_animation
-
-        target = write_animation(self.frames, path, fps=fps)
-        target.with_suffix(".json").write_text(json.dumps(dict(self.record, fps=fps), indent=2) + "\n")
-        return target
+    def __repr__(self) -> str:
+        h, w = self.frames[0].shape[-2:] if self.frames else (0, 0)
+        return f"ZoomResult({len(self.frames)} frames {w}x{h})"
 
 
 def zoom_in(image: torch.Tensor, factor: float) -> torch.Tensor:
@@ -98,8 +93,6 @@ def zoom(
     """
     from tqdm.auto import tqdm
 
-    from featviz.render import render
-
     start = time.perf_counter()
     if frames < 1 or steps_per_frame < 1 or not 0 <= fade < 1:
         raise FeatvizError(
@@ -108,6 +101,8 @@ def zoom(
     adapter = load_model(model)
     rec = get_recipe(recipe).replace(size=size, **({"lr": lr} if lr is not None else {}))
     first = render(adapter, objective, recipe=rec, steps=first_steps, seed=seed, device=device, progress=False)
+    if first.interrupted:
+        raise KeyboardInterrupt
     out, scores = [first.images[0]], [float(first.final[0])]
     for i in tqdm(range(1, frames), disable=not progress, desc="zoom", leave=False):
         grown = zoom_in(out[-1], factor)
@@ -123,14 +118,15 @@ def zoom(
             device=device,
             progress=False,
         )
+        if step.interrupted:
+            raise KeyboardInterrupt
         out.append(step.images[0])
         scores.append(float(step.final[0]))
-    record = {
-        "kind": "zoom",
+    fields = {
         "model": adapter.name,
         "unit": first.record["unit"],
         "objective": first.record["objective"],
-        "recipe": rec.to_dict(),
+        "recipe": first.record["recipe"],
         "frames": frames,
         "factor": factor,
         "first_steps": first.record["steps"],
@@ -139,7 +135,6 @@ def zoom(
         "size": size,
         "seed": seed,
         "scores": scores,
-        "seconds": round(time.perf_counter() - start, 3),
-        "versions": versions(),
     }
+    record = make_record("zoom", fields, seconds=time.perf_counter() - start)
     return ZoomResult(out, scores, record)

@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from featviz.data.photos import to_tensor
 from featviz.errors import ImageError
-from featviz.io.images import save_image, to_tensor, to_uint8
+from featviz.io.images import save_image, to_uint8
 
 
 def crop_border(images: torch.Tensor, pixels: int) -> torch.Tensor:

@@ -1,109 +1,26 @@
-"""Reading and writing images, and the natural photos that ship with installed packages."""
+"""Writing images: PNG bytes and files (written atomically)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import io
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from featviz.errors import ImageError, suggestion
+from featviz.errors import ImageError
+from featviz.io.store import atomic_write
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-
-
-def to_tensor(array: np.ndarray) -> torch.Tensor:
-    """HxW, HxWx3 or HxWx4 uint8/float array -> float ``[3, H, W]`` in [0, 1]."""
-    arr = np.asarray(array)
-    if arr.ndim == 2:
-        arr = np.stack([arr] * 3, axis=-1)
-    if arr.ndim != 3 or arr.shape[-1] not in (3, 4):
-        raise ImageError(f"expected an HxW or HxWx3 image, got an array of shape {arr.shape}")
-    arr = arr[..., :3]
-    scale = 255.0 if arr.dtype == np.uint8 else 1.0
-    return torch.from_numpy(np.array(arr, copy=True)).permute(2, 0, 1).float() / scale
-
-
-#: Photos bundled inside scikit-image (no download), for ``skimage:NAME`` image sources.
-SKIMAGE_PHOTOS = (
-    "astronaut",
-    "brick",
-    "camera",
-    "cat",
-    "chelsea",
-    "coffee",
-    "coins",
-    "colorwheel",
-    "grass",
-    "gravel",
-    "hubble_deep_field",
-    "immunohistochemistry",
-    "moon",
-    "page",
-    "retina",
-    "rocket",
-    "text",
-)
-
-
-def skimage_photo(name: str) -> torch.Tensor:
-    """A photo that ships with scikit-image, by name, as ``[3, H, W]`` in [0, 1].
-
-    >>> skimage_photo("chelsea").shape
-    torch.Size([3, 300, 451])
-    """
-    if name not in SKIMAGE_PHOTOS:
-        raise ImageError(
-            f"unknown scikit-image photo {name!r}: expected one of {', '.join(SKIMAGE_PHOTOS)}."
-            f"{suggestion(name, SKIMAGE_PHOTOS)}"
-        )
-    try:
-        import skimage.data
-    except ImportError:
-        raise ImageError(f"skimage:{name} needs scikit-image: pip install scikit-image") from None
-    return to_tensor(getattr(skimage.data, name)())
-
-
-def load_image(path: str | Path, size: int | Sequence[int] | None = None) -> torch.Tensor:
-    """Read an image file as ``[3, H, W]`` in [0, 1], optionally resized (see :func:`resize`).
-
-    ``skimage:NAME`` reads a photo shipped with scikit-image instead (``skimage:astronaut``).
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    if isinstance(path, str) and path.startswith("skimage:"):
-        photo = skimage_photo(path.split(":", 1)[1])
-        return resize(photo, size) if size is not None else photo
-    path = Path(path)
-    if not path.is_file():
-        raise ImageError(f"image file not found: {path}")
-    try:
-        with Image.open(path) as im:
-            array = np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError) as err:
-        raise ImageError(f"{path} is not an image that Pillow can read ({err})") from None
-    image = to_tensor(array)
-    return resize(image, size) if size is not None else image
-
-
-def resize(image: torch.Tensor, size: int | Sequence[int], crop: bool = True) -> torch.Tensor:
-    """Resize ``[3, H, W]`` (or a batch) so the short side is ``size`` and centre-crop to a
-    square; a pair ``(h, w)`` resizes to exactly that."""
-    batch = image if image.dim() == 4 else image[None]
-    if isinstance(size, int):
-        h, w = batch.shape[-2:]
-        scale = size / min(h, w)
-        nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
-        batch = F.interpolate(batch, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
-        if crop:
-            top, left = (nh - size) // 2, (nw - size) // 2
-            batch = batch[..., top : top + size, left : left + size]
-    else:
-        batch = F.interpolate(batch, size=tuple(size), mode="bilinear", antialias=True, align_corners=False)
-    batch = batch.clamp(0, 1)
-    return batch if image.dim() == 4 else batch[0]
+#: Formats Pillow writes, by suffix.
+WRITE_SUFFIXES = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".bmp": "BMP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".webp": "WEBP",
+}
 
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:
@@ -112,58 +29,23 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def save_image(image: torch.Tensor, path: str | Path) -> Path:
-    """Write one ``[3, H, W]`` image as PNG (or any format Pillow knows from the suffix)."""
+def png_bytes(image: torch.Tensor, fmt: str = "PNG") -> bytes:
+    """One ``[3, H, W]`` image encoded as PNG (or ``fmt``)."""
     from PIL import Image
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(to_uint8(image)).save(path)
-    return path
+    out = io.BytesIO()
+    Image.fromarray(to_uint8(image)).save(out, format=fmt)
+    return out.getvalue()
 
 
-def natural_images() -> dict[str, torch.Tensor]:
-    """Photos shipped inside scikit-image and scikit-learn (no download), as ``[3, H, W]``.
-
-    Used as the reference for "beats natural images" checks and for the MACO spectrum.
-    """
-    out: dict[str, torch.Tensor] = {}
-    try:
-        import skimage.data as data
-
-        for name in (
-            "astronaut",
-            "chelsea",
-            "coffee",
-            "rocket",
-            "hubble_deep_field",
-            "immunohistochemistry",
-            "retina",
-        ):
-            out[name] = to_tensor(getattr(data, name)())
-        left, right, _ = data.stereo_motorcycle()
-        out["motorcycle"] = to_tensor(left)
-    except ImportError:
-        pass
-    try:
-        from sklearn.datasets import load_sample_images
-
-        samples = load_sample_images()  # decodes both JPEGs: do it once
-        for fname, img in zip(samples.filenames, samples.images, strict=True):
-            out[Path(fname).stem] = to_tensor(img)
-    except ImportError:
-        pass
-    if not out:
-        raise ImageError("no natural images available: pip install scikit-image or scikit-learn")
-    return out
+def image_format(path: str | Path) -> str:
+    """The Pillow format for ``path``'s suffix, or an error naming the known ones."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in WRITE_SUFFIXES:
+        raise ImageError(f"cannot write an image named {Path(path).name}: expected one of {', '.join(WRITE_SUFFIXES)}")
+    return WRITE_SUFFIXES[suffix]
 
 
-def image_files(folder: str | Path) -> list[Path]:
-    """Image files directly in ``folder`` (sorted), or an error naming what was expected."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ImageError(f"expected a folder of images, got {folder}")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise ImageError(f"{folder} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
-    return files
+def save_image(image: torch.Tensor, path: str | Path) -> Path:
+    """Write one ``[3, H, W]`` image (PNG, or another format by suffix), atomically."""
+    return atomic_write(path, png_bytes(image, image_format(path)))

@@ -169,3 +169,14 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def place(adapter: ModelAdapter, requested: Any, device: str | torch.device = "auto") -> torch.device:
+    """The device a run uses, and the model moved there: a model loaded by name goes to
+    ``device``; a caller's module stays where it is under "auto" (moving it would change the
+    caller's model) and moves only when asked."""
+    if str(device) == "auto" and not isinstance(requested, str):
+        return adapter.device
+    dev = resolve_device(device)
+    adapter.to(dev)
+    return dev

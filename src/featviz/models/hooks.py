@@ -1,22 +1,22 @@
 """Capture activations with hooks on only the layers needed, and stop the forward early.
 
-The context manager freezes the weights (no weight gradients are computed), puts the model
-in eval mode and registers forward hooks on the requested layers. As soon as every requested
-layer has produced its output the forward pass is aborted, so a channel of an early block
-costs a fraction of a full forward. Everything is restored in ``finally``.
+The context manager puts the model in eval mode and registers forward hooks on the requested
+layers. As soon as every requested layer has produced its output the forward pass is
+aborted, so a channel of an early block costs a fraction of a full forward. Hooks and the
+training flag are restored in ``finally``. Making the model faster (frozen weights, folded
+batch norms, channels-last) is a separate context: :func:`featviz.models.speed.fast_inference`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from typing import Any
 
 import torch
 from torch import nn
 
 from featviz.errors import FeatvizError, RenderError
-from featviz.fold import fold_batchnorm
 from featviz.models.adapter import INPUT, LOGITS, ModelAdapter
 
 
@@ -35,11 +35,8 @@ class Activations(dict[str, torch.Tensor]):
 class Capture:
     """Runs the model and returns the activations of the hooked layers (see :func:`capture`)."""
 
-    def __init__(
-        self, adapter: ModelAdapter, layers: Iterable[str], truncate: bool = True, channels_last: bool = False
-    ) -> None:
+    def __init__(self, adapter: ModelAdapter, layers: Iterable[str], truncate: bool = True) -> None:
         self.adapter = adapter
-        self.channels_last = channels_last
         self.layers = tuple(dict.fromkeys(adapter.layer_name(layer) for layer in layers))
         self.modules = [l for l in self.layers if l not in (LOGITS, INPUT)]
         self.needs_output = LOGITS in self.layers
@@ -69,8 +66,7 @@ class Capture:
             return acts
         self._active = True
         try:
-            x = images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
-            output = self.adapter(x)
+            output = self.adapter(images)
         except _StopForward as stop:
             if stop.args[0] is not self:  # a nested capture's stop is not ours
                 raise
@@ -91,61 +87,33 @@ class Capture:
         return acts
 
 
-def _has_conv(module: nn.Module) -> bool:
-    return any(isinstance(m, nn.Conv2d) for m in module.modules())
-
-
 @contextmanager
-def capture(
-    adapter: ModelAdapter,
-    layers: Iterable[str],
-    *,
-    truncate: bool = True,
-    freeze: bool = True,
-    channels_last: bool | None = None,
-    fold: bool | None = None,
-) -> Iterator[Capture]:
-    """Hook ``layers`` of ``adapter`` for the duration of the block.
+def capture(adapter: ModelAdapter, layers: Iterable[str], *, truncate: bool = True) -> Iterator[Capture]:
+    """Hook ``layers`` of ``adapter`` for the duration of the block; the model is in eval mode
+    inside. On exit the hooks are removed and the training flag restored, also when the
+    block raised.
 
-    Inside, the model is in eval mode and (with ``freeze``) no parameter requires grad.
-    ``fold`` (default: with ``freeze``) folds batch norms into the convolutions before them
-    (:mod:`featviz.fold`); ``channels_last`` (default: when the model has 2-D convolutions)
-    stores 4-D weights and inputs channels-last. Both only make the same computation faster.
-    On exit, hooks are removed and the training flag, every parameter's ``requires_grad``,
-    weights and their memory layout are restored, also when the block raised.
+    >>> import featviz
+    >>> adapter = featviz.load_model()
+    >>> with capture(adapter, ["blocks.1"]) as cap:
+    ...     tuple(cap(torch.rand(1, 3, 64, 64))["blocks.1"].shape)
+    (1, 24, 16, 16)
+    >>> hook_count(adapter.module)
+    0
     """
     module = adapter.module
-    if channels_last is None:
-        channels_last = _has_conv(module)
-    cap = Capture(adapter, layers, truncate=truncate, channels_last=channels_last)
+    cap = Capture(adapter, layers, truncate=truncate)
     was_training = module.training
-    grad_flags = [(p, p.requires_grad) for p in module.parameters()]
-    layouts: list[tuple[torch.Tensor, torch.Tensor]] = []
-    with ExitStack() as stack:
-        try:
-            module.eval()
-            if freeze:
-                for p, _ in grad_flags:
-                    p.requires_grad_(False)
-            if fold if fold is not None else freeze:
-                probe = torch.rand(1, 3, 64, 64, device=adapter.device)
-                stack.enter_context(fold_batchnorm(module, keep=cap.modules, check=adapter.normalize(probe)))
-            if channels_last:
-                layouts = [(t, t.data) for t in [*module.parameters(), *module.buffers()] if t.dim() == 4]
-                for t, data in layouts:
-                    t.data = data.contiguous(memory_format=torch.channels_last)
-            for name in cap.modules:
-                cap.handles.append(adapter.get_module(name).register_forward_hook(cap._hook(name)))
-            yield cap
-        finally:
-            for handle in cap.handles:
-                handle.remove()
-            cap.handles.clear()
-            for t, data in layouts:
-                t.data = data
-            for p, flag in grad_flags:
-                p.requires_grad_(flag)
-            module.train(was_training)
+    try:
+        module.eval()
+        for name in cap.modules:
+            cap.handles.append(adapter.get_module(name).register_forward_hook(cap._hook(name)))
+        yield cap
+    finally:
+        for handle in cap.handles:
+            handle.remove()
+        cap.handles.clear()
+        module.train(was_training)
 
 
 def hook_count(module: nn.Module) -> int:

@@ -8,8 +8,8 @@ from typing import Protocol
 import torch
 
 from featviz.errors import RenderError
-from featviz.param import Parameterization, PixelImage
-from featviz.transforms import gaussian_blur
+from featviz.optvis.param import Parameterization, PixelImage
+from featviz.optvis.transforms import gaussian_blur
 
 
 @dataclass

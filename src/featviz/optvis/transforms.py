@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from featviz.errors import FeatvizError, suggestion
+
+#: A transform as the recipes and run records write it: a registry name and its arguments.
+TransformSpec = tuple[str, dict[str, Any]]
 
 
 def _uniform(n: int, low: float, high: float, gen: torch.Generator | None) -> torch.Tensor:
@@ -25,9 +31,20 @@ class Transform(nn.Module):
     """Base class. ``copies`` > 1 means the transform expects the batch tiled that many times."""
 
     copies = 1
+    name = ""  # the registry name that builds it again (see TRANSFORMS)
 
     def forward(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         raise NotImplementedError  # pragma: no cover
+
+    def settings(self) -> dict[str, Any]:
+        """The arguments that build this transform again (``TRANSFORMS[name](**settings)``)."""
+        raise NotImplementedError  # pragma: no cover
+
+    def specs(self) -> list[TransformSpec]:
+        """This transform as run records write it; :func:`build_transforms` reads it back."""
+        if not self.name or TRANSFORMS.get(self.name) is not type(self):
+            raise FeatvizError(f"{type(self).__name__} is not a registered transform: a record cannot rebuild it")
+        return [(self.name, self.settings())]
 
 
 class Compose(Transform):
@@ -54,6 +71,9 @@ class Compose(Transform):
 
     def __repr__(self) -> str:
         return "Compose([" + ", ".join(repr(t) for t in self.transforms) + "])"
+
+    def specs(self) -> list[TransformSpec]:
+        return [spec for t in self.transforms for spec in t.specs()]  # type: ignore[operator]
 
 
 class Geometric(Transform):
@@ -104,6 +124,11 @@ class Pad(Geometric):
         self.pixels, self.mode, self.value = pixels, mode, value
         self.padding = {"constant": "constant", "reflect": "reflection", "replicate": "border"}[mode]
 
+    name = "pad"
+
+    def settings(self) -> dict[str, Any]:
+        return {"pixels": self.pixels, "mode": self.mode, "value": self.value}
+
     def draw(self, b: int, h: int, w: int, gen: torch.Generator | None) -> tuple[torch.Tensor, tuple[int, int]]:
         oh, ow = h + 2 * self.pixels, w + 2 * self.pixels
         one = torch.ones(b)
@@ -149,6 +174,16 @@ class RandomAffine(Geometric):
     ) -> None:
         super().__init__()
         self.translate, self.scale, self.degrees, self.padding = translate, tuple(scale), degrees, padding
+
+    name = "affine"
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "translate": self.translate,
+            "scale": list(self.scale),
+            "degrees": self.degrees,
+            "padding": self.padding,
+        }
 
     def draw(self, b: int, h: int, w: int, gen: torch.Generator | None) -> tuple[torch.Tensor, tuple[int, int]]:
         s = _uniform(b, self.scale[0], self.scale[1], gen)
@@ -199,6 +234,11 @@ class RandomCrops(Geometric):
         self.k, self.area, self.size = int(k), (float(area[0]), float(area[1])), size
         self.max_zoom = float(max_zoom)
 
+    name = "crops"
+
+    def settings(self) -> dict[str, Any]:
+        return {"k": self.k, "area": list(self.area), "size": self.size, "max_zoom": self.max_zoom}
+
     @property
     def copies(self) -> int:  # type: ignore[override]
         return self.k
@@ -221,14 +261,14 @@ class RandomCrops(Geometric):
 
 
 class ColorJitter(Transform):
-    rgb2yiq: torch.Tensor
-    yiq2rgb: torch.Tensor
-
     """Random brightness, contrast, saturation and hue per image; differentiable.
 
     Hue turns the chroma plane of YIQ by up to ``hue`` turns (0.5 = any hue), a linear map,
     so it works on images that require grad.
     """
+
+    rgb2yiq: torch.Tensor
+    yiq2rgb: torch.Tensor
 
     def __init__(
         self, brightness: float = 0.0, contrast: float = 0.0, saturation: float = 0.0, hue: float = 0.0
@@ -238,6 +278,16 @@ class ColorJitter(Transform):
         rgb2yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
         self.register_buffer("rgb2yiq", rgb2yiq, persistent=False)
         self.register_buffer("yiq2rgb", torch.linalg.inv(rgb2yiq), persistent=False)
+
+    name = "color"
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "brightness": self.brightness,
+            "contrast": self.contrast,
+            "saturation": self.saturation,
+            "hue": self.hue,
+        }
 
     def forward(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         b = images.shape[0]
@@ -305,6 +355,11 @@ class GaussianNoise(Transform):
         self.register_buffer("field", torch.empty(0), persistent=False)
         self._drawn_by: object = _NEVER  # the generator that drew the field
 
+    name = "noise"
+
+    def settings(self) -> dict[str, Any]:
+        return {"std": self.std, "margin": self.margin}
+
     def forward(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         b, c, h, w = images.shape
         m = self.margin
@@ -327,23 +382,46 @@ class GaussianNoise(Transform):
 class Resize(Transform):
     """Resample to a fixed ``size`` (the model's input size, say)."""
 
+    name = "resize"
+
     def __init__(self, size: int) -> None:
         super().__init__()
         self.size = size
 
     def forward(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        if images.shape[-2:] == (self.size, self.size):
-            return images
-        return F.interpolate(
-            images,
-            size=(self.size, self.size),
-            mode="bilinear",
-            align_corners=False,
-            antialias=images.shape[-1] > self.size,
-        )
+        from featviz.data.photos import resize
+
+        return resize(images, (self.size, self.size))
+
+    def settings(self) -> dict[str, Any]:
+        return {"size": self.size}
 
     def extra_repr(self) -> str:
         return f"size={self.size}"
+
+
+class RandomRoll(Transform):
+    """Roll every image by a random shift of up to ``pixels`` in both directions (DeepDream's
+    jitter). Rolling permutes pixels, so the gradient reaches every pixel unchanged; one
+    shift is drawn per call for the whole batch, as the classic DeepDream loop does."""
+
+    name = "roll"
+
+    def __init__(self, pixels: int = 16) -> None:
+        super().__init__()
+        self.pixels = int(pixels)
+
+    def forward(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        if not self.pixels:
+            return images
+        dy, dx = torch.randint(-self.pixels, self.pixels + 1, (2,), generator=generator).tolist()
+        return torch.roll(images, (int(dy), int(dx)), (2, 3))
+
+    def settings(self) -> dict[str, Any]:
+        return {"pixels": self.pixels}
+
+    def extra_repr(self) -> str:
+        return f"pixels={self.pixels}"
 
 
 def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -356,3 +434,37 @@ def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
     padded = F.pad(images, (radius, radius, radius, radius), mode="reflect")
     out = F.conv2d(padded, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
     return F.conv2d(out, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+#: Transforms by the names recipes and run records use.
+TRANSFORMS: dict[str, Callable[..., Transform]] = {
+    "pad": Pad,
+    "jitter": jitter,
+    "scale": random_scale,
+    "rotate": random_rotate,
+    "affine": RandomAffine,
+    "color": ColorJitter,
+    "noise": GaussianNoise,
+    "crops": RandomCrops,
+    "resize": Resize,
+    "roll": RandomRoll,
+}
+
+
+def build_transforms(specs: Iterable[Sequence[Any]]) -> Compose:
+    """A :class:`Compose` from ``(name, kwargs)`` pairs, as recipes and records write them.
+
+    >>> build_transforms([("pad", {"pixels": 4}), ("noise", {"std": 0.01})]).specs()
+    [('pad', {'pixels': 4, 'mode': 'constant', 'value': 0.5}), ('noise', {'std': 0.01, 'margin': 16})]
+    """
+    out = []
+    for name, kwargs in specs:
+        if name not in TRANSFORMS:
+            raise FeatvizError(
+                f"unknown transform {name!r}: expected one of {', '.join(TRANSFORMS)}.{suggestion(name, TRANSFORMS)}"
+            )
+        try:
+            out.append(TRANSFORMS[name](**kwargs))
+        except TypeError as err:
+            raise FeatvizError(f"transform {name!r} does not take {kwargs}: {err}") from None
+    return Compose(out)

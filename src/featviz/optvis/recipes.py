@@ -8,26 +8,12 @@ The classic tutorial's stages build on each other -- ``naive`` -> ``gray`` -> ``
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from featviz import transforms as T
 from featviz.errors import FeatvizError, suggestion
-
-TransformSpec = tuple[str, dict[str, Any]]
-
-_TRANSFORMS: dict[str, Callable[..., T.Transform]] = {
-    "pad": T.Pad,
-    "jitter": T.jitter,
-    "scale": T.random_scale,
-    "rotate": T.random_rotate,
-    "affine": T.RandomAffine,
-    "color": T.ColorJitter,
-    "noise": T.GaussianNoise,
-    "crops": T.RandomCrops,
-    "resize": T.Resize,
-}
+from featviz.optvis import transforms as T
+from featviz.optvis.transforms import TransformSpec
 
 
 @dataclass(frozen=True)
@@ -45,25 +31,47 @@ class Recipe:
     lr_schedule: str = "constant"  # "constant" or "cosine" (decays to lr_final * lr over the run)
     lr_final: float = 0.0
     steps: int = 512
-    size: int | None = None  # image size; None: the model's input size
+    size: int | tuple[int, int] | None = None  # image size (or height, width); None: the model's input size
     penalties: tuple[tuple[float, str], ...] = ()  # (weight, "l1" | "l2" | "tv")
     blur_every: int = 0
     blur_sigma: float = 0.5
-    redirect_relu: int = 0  # steps at the start with ReLU gradients redirected (featviz.redirect)
+    redirect_relu: int = 0  # steps at the start with ReLU gradients redirected (featviz.optvis.redirect)
 
     def replace(self, **changes: Any) -> Recipe:
         return dataclasses.replace(self, **changes)
 
     def build_transforms(self) -> T.Compose:
-        out = []
-        for name, kwargs in self.transforms:
-            if name not in _TRANSFORMS:
-                raise FeatvizError(f"unknown transform {name!r}: expected one of {sorted(_TRANSFORMS)}")
-            out.append(_TRANSFORMS[name](**kwargs))
-        return T.Compose(out)
+        return T.build_transforms(self.transforms)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Recipe:
+        """The recipe of a run record (:meth:`to_dict` read back from JSON).
+
+        >>> import json
+        >>> r = RECIPES["lucid"]
+        >>> Recipe.from_dict(json.loads(json.dumps(r.to_dict()))) == r
+        True
+        """
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise FeatvizError(f"a recipe has no fields {unknown}: expected some of {sorted(known)}")
+        values = dict(data)
+        values["transforms"] = tuple((str(n), dict(_tuples(k))) for n, k in values.get("transforms", ()))
+        values["penalties"] = tuple((float(w), str(n)) for w, n in values.get("penalties", ()))
+        values["param_kwargs"] = _tuples(values.get("param_kwargs", {}))
+        values["optimizer_kwargs"] = _tuples(values.get("optimizer_kwargs", {}))
+        if isinstance(values.get("size"), list):
+            values["size"] = tuple(values["size"])
+        return cls(**values)
+
+
+def _tuples(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """JSON turns tuples into lists; the recipes write pairs (``area``, ``scale``) as tuples."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
 
 
 _ROBUST = (
@@ -119,6 +127,19 @@ _DEFAULT = Recipe(
     ),
 )
 
+#: DeepDream's step on a photo's own pixels (Mordvintsev et al. 2015): the gradient divided by
+#: its mean magnitude, the image rolled by a random shift before each forward, pixels clamped.
+DREAM = Recipe(
+    "dream",
+    "DeepDream on pixels (a photo with --init): normalized gradient steps of 0.01, "
+    "random roll by up to 16 px, 10 steps",
+    param="pixel",
+    optimizer="normalized",
+    lr=0.01,
+    steps=10,
+    transforms=(("roll", {"pixels": 16}),),
+)
+
 RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in [
@@ -153,6 +174,7 @@ RECIPES: dict[str, Recipe] = {
             optimizer_kwargs={"eps": 1e-3},
             size=448,
         ),
+        DREAM,
     ]
 }
 DEFAULT_RECIPE = "default"

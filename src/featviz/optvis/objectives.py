@@ -22,8 +22,8 @@ from typing import Any, Union
 import torch
 
 from featviz.errors import UnitError
-from featviz.hooks import Activations
 from featviz.models.adapter import INPUT, LOGITS
+from featviz.models.hooks import Activations
 
 ScoreFn = Callable[[Activations], torch.Tensor]
 Operand = Union["Objective", float, int]

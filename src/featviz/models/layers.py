@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from featviz.models import ModelAdapter
+from featviz.models.adapter import ModelAdapter
 
 
 @dataclass(frozen=True)
@@ -58,3 +58,21 @@ def layer_table(adapter: ModelAdapter, size: int | None = None) -> list[LayerInf
         module.train(was_training)
     modules = dict(module.named_modules())
     return [LayerInfo(n, type(m).__name__, shapes[n], _channels(shapes[n])) for n, m in modules.items() if n in shapes]
+
+
+@torch.no_grad()
+def output_shape(adapter: ModelAdapter, layer: str, size: int | None = None) -> tuple[int, ...]:
+    """The output shape of one layer for one image of ``size`` pixels (batch left out);
+    ``logits`` is the model's output. A forward stopped right after that layer.
+
+    >>> import featviz
+    >>> output_shape(featviz.load_model(), "blocks.5", 224)
+    (192, 7, 7)
+    """
+    from featviz.models.hooks import capture
+
+    name = adapter.layer_name(layer)
+    size = adapter.input_size if adapter.fixed_size or size is None else max(size, adapter.min_size)
+    with capture(adapter, [name]) as cap:
+        act = cap(torch.full((1, 3, size, size), 0.5, device=adapter.device))[name]
+    return tuple(act.shape[1:])

@@ -1,31 +1,57 @@
 """Image parameterizations: modules whose ``forward()`` returns ``[B, 3, H, W]`` in [0, 1].
 
 Learnable values are parameters, constants are buffers, so ``.to(device)`` moves everything.
+They take tensors only (a photo to start from, a spectrum); reading files is the caller's
+job (:mod:`featviz.data`). Each one says how it was made in :attr:`Parameterization.settings`,
+which the run record keeps.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
-from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from featviz.errors import ImageError
-from featviz.io.images import load_image, resize
-from featviz.param import color
-from featviz.param.spectrum import natural_spectrum
+from featviz.optvis.param import color
 
-Photo = torch.Tensor | str | Path
+
+def digest(tensor: torch.Tensor) -> str:
+    """A short content hash of a tensor, for records that cannot hold the tensor itself."""
+    data = tensor.detach().float().cpu().contiguous().numpy().tobytes()
+    return "sha256:" + hashlib.sha256(data).hexdigest()[:16]
+
+
+def generator_seed(generator: torch.Generator | None) -> int | None:
+    """The seed that reproduces ``generator``'s next draws, or ``None`` when it has drawn
+    since it was seeded (its state then depends on what came before). No generator means
+    a fresh one seeded with 0, so a parameterization built twice starts the same."""
+    if generator is None:
+        return 0
+    seed = generator.initial_seed()
+    fresh = torch.Generator().manual_seed(seed)
+    return seed if torch.equal(fresh.get_state(), generator.get_state()) else None
 
 
 class Parameterization(nn.Module):
-    """Base class: a batch of images drawn from learnable parameters."""
+    """Base class: a batch of images drawn from learnable parameters.
+
+    ``settings`` holds the constructor's values (JSON-ready; a tensor appears as its shape
+    and digest) and ``seed`` the seed of the random start (``None``: not reproducible from
+    the record alone), so that a record can say what ran and a replay can build it again.
+    """
 
     def __init__(self, size: int | Sequence[int], batch: int) -> None:
         super().__init__()
         h, w = (size, size) if isinstance(size, int) else tuple(size)
+        if int(h) < 1 or int(w) < 1 or int(batch) < 1:
+            raise ImageError(f"expected a positive size and batch, got size {size!r} and batch {batch!r}")
         self.height, self.width, self.batch = int(h), int(w), int(batch)
+        self.settings: dict[str, Any] = {}
+        self.seed: int | None = 0
 
     def forward(self) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -34,39 +60,60 @@ class Parameterization(nn.Module):
     def constrain_(self) -> None:
         """Called after every optimizer step: project parameters back into range."""
 
-    def _photo(self, photo: Photo) -> torch.Tensor:
-        image = load_image(photo) if isinstance(photo, (str, Path)) else photo
-        image = image if image.dim() == 4 else image[None]
-        if image.shape[1] != 3:
-            raise ImageError(f"expected an RGB photo [B, 3, H, W], got shape {tuple(image.shape)}")
-        image = resize(image.float(), (self.height, self.width))
+    def describe(self) -> dict[str, Any]:
+        """What the run record keeps of this parameterization."""
+        return {"class": type(self).__name__, "size": [self.height, self.width], "batch": self.batch, **self.settings}
+
+    def _photo(self, photo: torch.Tensor) -> torch.Tensor:
+        if not isinstance(photo, torch.Tensor):
+            raise ImageError(
+                f"expected a photo as a tensor [3, H, W] in [0, 1], got {type(photo).__name__}; "
+                "read files with featviz.load_image"
+            )
+        image = photo if photo.dim() == 4 else photo[None]
+        if image.dim() != 4 or image.shape[1] != 3:
+            raise ImageError(f"expected an RGB photo [B, 3, H, W], got shape {tuple(photo.shape)}")
+        from featviz.data.photos import resize
+
+        image = resize(image.detach().float().cpu(), (self.height, self.width)).clamp(0, 1)
         return image.expand(self.batch, -1, -1, -1) if image.shape[0] == 1 else image
+
+
+def _init_setting(init: Any) -> Any:
+    return init if init is None or isinstance(init, str) else {"photo": list(init.shape), "digest": digest(init)}
 
 
 class PixelImage(Parameterization):
     """Raw pixels in [0, 1], clamped after each step.
 
     ``init``: ``"uniform"`` noise, ``"gray"`` (0.5 +/- 0.005 noise), or a photo
-    (tensor or path). Noise comes from ``generator`` so a seed gives the same start.
+    (a ``[3, H, W]`` tensor). Noise comes from ``generator`` (a fresh one seeded with 0 when
+    left out) so a seed gives the same start.
+
+    >>> PixelImage(8, init="gray").describe()
+    {'class': 'PixelImage', 'size': [8, 8], 'batch': 1, 'init': 'gray'}
     """
 
     def __init__(
         self,
         size: int | Sequence[int] = 224,
         batch: int = 1,
-        init: str | Photo = "gray",
+        init: str | torch.Tensor = "gray",
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__(size, batch)
+        self.seed = generator_seed(generator)
+        generator = generator or torch.Generator().manual_seed(0)
+        self.settings = {"init": _init_setting(init)}
         shape = (self.batch, 3, self.height, self.width)
         if isinstance(init, str) and init == "uniform":
             start = torch.rand(shape, generator=generator)
         elif isinstance(init, str) and init == "gray":
             start = 0.5 + 0.01 * (torch.rand(shape, generator=generator) - 0.5)
-        elif isinstance(init, (torch.Tensor, Path)) or isinstance(init, str):
+        elif isinstance(init, torch.Tensor):
             start = self._photo(init).clone()
         else:
-            raise ImageError(f"init must be 'uniform', 'gray' or a photo, got {init!r}")
+            raise ImageError(f"init must be 'uniform', 'gray' or a photo tensor, got {init!r}")
         self.pixels = nn.Parameter(start.contiguous())
 
     def forward(self) -> torch.Tensor:
@@ -84,12 +131,16 @@ def _frequencies(h: int, w: int) -> torch.Tensor:
 
 
 class FourierImage(Parameterization):
-    scale: torch.Tensor
-    _quarter_scale: torch.Tensor
-
     """Lucid's parameterization: a spectrum scaled by 1/f^decay, inverse FFT, decorrelated
     colour, sigmoid. Gradient steps then act on all frequencies alike, as natural images'
-    spectra would have them, instead of favouring high-frequency noise."""
+    spectra would have them, instead of favouring high-frequency noise.
+
+    >>> FourierImage(16, 2)().shape
+    torch.Size([2, 3, 16, 16])
+    """
+
+    scale: torch.Tensor
+    _quarter_scale: torch.Tensor
 
     def __init__(
         self,
@@ -99,10 +150,13 @@ class FourierImage(Parameterization):
         decay: float = 1.0,
         decorrelate: bool = True,
         sd: float = 0.01,
-        init: Photo | None = None,
+        init: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__(size, batch)
+        self.seed = generator_seed(generator)
+        generator = generator or torch.Generator().manual_seed(0)
+        self.settings = {"decay": decay, "decorrelate": decorrelate, "sd": sd, "init": _init_setting(init)}
         self.decorrelate = decorrelate
         freqs = _frequencies(self.height, self.width)
         scale = 1.0 / freqs.clamp(min=1.0 / max(self.height, self.width)) ** decay
@@ -128,29 +182,38 @@ class FourierImage(Parameterization):
 
 
 class MacoImage(Parameterization):
-    magnitude: torch.Tensor
-
     """Magnitude-constrained phase optimization (MACO, Fel et al. 2023).
 
-    The amplitude spectrum is fixed to that of natural images; only the phase is learned,
-    so the result keeps natural image statistics. The spectrum is computed from photos that
-    ship with installed packages (:func:`~featviz.param.spectrum.natural_spectrum`) or from
-    a folder given as ``spectrum``; nothing is downloaded.
+    The amplitude spectrum ``spectrum`` (``[3, H, W // 2 + 1]``, decorrelated colour) is
+    fixed, that of natural images; only the phase is learned, so the result keeps natural
+    image statistics. :func:`featviz.optvis.param.spectrum.natural_spectrum` makes one from
+    photos; a render with the ``maco`` recipe uses the photos that ship with scikit-image and
+    scikit-learn, so nothing is downloaded.
+
+    >>> MacoImage(16, spectrum=torch.ones(3, 16, 9))().shape
+    torch.Size([1, 3, 16, 16])
     """
+
+    magnitude: torch.Tensor
 
     def __init__(
         self,
         size: int | Sequence[int] = 224,
         batch: int = 1,
         *,
-        spectrum: torch.Tensor | str | Path | None = None,
+        spectrum: torch.Tensor,
         contrast: float = 1.5,
-        init: Photo | None = None,
+        init: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__(size, batch)
-        if spectrum is None or isinstance(spectrum, (str, Path)):
-            spectrum = natural_spectrum(self.height, self.width, folder=spectrum)
+        expected = (3, self.height, self.width // 2 + 1)
+        if not isinstance(spectrum, torch.Tensor) or tuple(spectrum.shape) != expected:
+            got = tuple(spectrum.shape) if isinstance(spectrum, torch.Tensor) else type(spectrum).__name__
+            raise ImageError(f"MacoImage needs a spectrum tensor of shape {expected}, got {got}")
+        self.seed = generator_seed(generator)
+        generator = generator or torch.Generator().manual_seed(0)
+        self.settings = {"contrast": contrast, "spectrum": digest(spectrum), "init": _init_setting(init)}
         self.register_buffer("magnitude", spectrum.float())
         self.contrast = contrast
         fh, fw = spectrum.shape[-2:]

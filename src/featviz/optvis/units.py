@@ -14,11 +14,13 @@ Units combine into expressions with spaced operators and numbers:
 
 from __future__ import annotations
 
+import ast
 import re
+from typing import Any
 
-from featviz import objectives as obj
 from featviz.errors import UnitError
 from featviz.models.adapter import LOGITS, ModelAdapter
+from featviz.optvis import objectives as obj
 
 _OPERATOR = re.compile(r"\s+([+\-*/])\s+")
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
@@ -97,3 +99,69 @@ def _term(text: str, adapter: ModelAdapter | None, batch: int | None) -> obj.Obj
     if text.startswith("-"):
         return -parse_unit(text[1:], adapter, batch=batch)
     return parse_unit(text, adapter, batch=batch)
+
+
+# The constructors an objective's repr may call, with the arguments a repr writes.
+_CONSTRUCTORS: dict[str, Any] = {
+    "channel": obj.channel,
+    "neuron": obj.neuron,
+    "layer": obj.layer,
+    "class_logit": obj.class_logit,
+    "class_probability": obj.class_probability,
+    "channels": obj.channels,
+    "diversity": obj.diversity,
+    "l1": obj.l1,
+    "l2": obj.l2,
+    "total_variation": obj.total_variation,
+}
+
+
+def objective_from_repr(text: str) -> obj.Objective:
+    """Read back an objective's ``repr`` (what run records keep of objectives built in Python).
+
+    Only the constructors' calls with literal arguments, numbers, ``+ - * /``, unary minus and
+    parentheses are read; nothing is evaluated.
+
+    >>> o = obj.channel("blocks.5", 51) - 0.05 * obj.l2() + 10.0 * obj.diversity("blocks.3")
+    >>> objective_from_repr(repr(o))
+    channel('blocks.5', 51) - 0.05 * l2() + 10.0 * diversity('blocks.3')
+    """
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as err:
+        raise UnitError(f"cannot read the objective {_short(text)}: {err.msg}") from None
+    result = _evaluate(tree.body, text)
+    if not isinstance(result, obj.Objective):
+        raise UnitError(f"{_short(text)} has no objective in it")
+    return result
+
+
+def _evaluate(node: ast.AST, text: str) -> Any:
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+        return node.value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        value = _evaluate(node.operand, text)
+        return -value if isinstance(node.op, ast.USub) else value
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div)):
+        a, b = _evaluate(node.left, text), _evaluate(node.right, text)
+        ops = {ast.Add: lambda: a + b, ast.Sub: lambda: a - b, ast.Mult: lambda: a * b, ast.Div: lambda: a / b}
+        return ops[type(node.op)]()
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "batched":
+        if len(node.args) != 1 or not isinstance(node.args[0], ast.List):
+            raise UnitError(f"{_short(text)}: batched() takes one list of objectives")
+        return obj.batched([_evaluate(e, text) for e in node.args[0].elts])
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _CONSTRUCTORS:
+        try:
+            args = [ast.literal_eval(a) for a in node.args]
+            kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords if k.arg}
+            return _CONSTRUCTORS[node.func.id](*args, **kwargs)
+        except (ValueError, TypeError, SyntaxError) as err:
+            raise UnitError(f"{_short(text)}: cannot read {ast.unparse(node)} ({err})") from None
+    raise UnitError(
+        f"cannot read {ast.unparse(node)!r} in the objective {_short(text)}: expected calls of "
+        f"{', '.join(_CONSTRUCTORS)} with literal arguments, numbers and + - * /"
+    )
+
+
+def _short(text: str, limit: int = 80) -> str:
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")

@@ -1,0 +1,81 @@
+"""Make a frozen model's forward and input-gradient backward cheaper, for the length of a block.
+
+A render never trains the model, so three rewrites change nothing it computes and save time:
+weights stop requiring grad (no weight gradients), batch norms fold into the convolutions
+before them (:mod:`featviz.models.fold`), and 4-D weights and inputs go channels-last, the
+layout CPUs' and GPUs' convolution kernels prefer. :func:`fast_inference` applies them and
+restores the caller's model on exit, also when the block raised. It is separate from
+:func:`featviz.models.hooks.capture`, which only hooks layers.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+import torch
+from torch import nn
+
+from featviz.models.adapter import ModelAdapter
+from featviz.models.fold import fold_batchnorm
+
+# Modules (and the layers kept unfolded) whose fold was checked against the unfolded model once:
+# the check is about the model's structure, which a render does not change.
+_FOLD_CHECKED: weakref.WeakKeyDictionary[nn.Module, set[tuple[str, ...]]] = weakref.WeakKeyDictionary()
+
+
+def has_conv(module: nn.Module) -> bool:
+    return any(isinstance(m, nn.Conv2d) for m in module.modules())
+
+
+@contextmanager
+def fast_inference(
+    adapter: ModelAdapter,
+    keep: Iterable[str] = (),
+    *,
+    fold: bool = True,
+    channels_last: bool | None = None,
+) -> Iterator[ModelAdapter]:
+    """Freeze, fold and go channels-last inside the block; layers named in ``keep`` (hooked
+    layers whose own output is wanted) are not folded away. ``channels_last`` defaults to
+    whether the model has 2-D convolutions."""
+    module = adapter.module
+    keep = tuple(sorted(set(keep)))
+    channels_last = has_conv(module) if channels_last is None else channels_last
+    was_training = module.training
+    grad_flags = [(p, p.requires_grad) for p in module.parameters()]
+    layouts: list[tuple[torch.Tensor, torch.Tensor]] = []
+    with ExitStack() as stack:
+        try:
+            module.eval()
+            for p, _ in grad_flags:
+                p.requires_grad_(False)
+            if fold:
+                checked = keep in _FOLD_CHECKED.get(module, set())
+                probe = None if checked else adapter.normalize(torch.rand(1, 3, 64, 64, device=adapter.device))
+                folded = stack.enter_context(fold_batchnorm(module, keep=keep, check=probe))
+                if folded and not checked:
+                    _FOLD_CHECKED.setdefault(module, set()).add(keep)
+            if channels_last:
+                layouts = [(t, t.data) for t in [*module.parameters(), *module.buffers()] if t.dim() == 4]
+                for t, data in layouts:
+                    t.data = data.contiguous(memory_format=torch.channels_last)
+                stack.callback(module.register_forward_pre_hook(_channels_last_input).remove)
+            yield adapter
+        finally:
+            # Layouts first: they hold the folded weights, which the fold's own exit then restores.
+            for t, data in layouts:
+                t.data = data
+            stack.close()
+            for p, flag in grad_flags:
+                p.requires_grad_(flag)
+            module.train(was_training)
+
+
+def _channels_last_input(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    x = args[0] if args else None
+    if isinstance(x, torch.Tensor) and x.dim() == 4:
+        return (x.contiguous(memory_format=torch.channels_last), *args[1:])
+    return None

@@ -1,0 +1,423 @@
+"""Resolve, then run: everything a render depends on becomes one value before the first step.
+
+:func:`resolve` folds the recipe, every override and every object passed in (optimizer,
+parameterization, transforms, init photo, callbacks) into a :class:`RunSpec` and builds the
+objects the loop needs from it (a :class:`Plan`). The run record is written from the spec,
+so it says what ran -- ``optimizer="sgd"`` with a ``PixelImage`` and an empty ``Compose``
+is recorded as exactly that -- and :func:`featviz.replay` builds the same run again from it.
+Parts passed as objects that a record cannot rebuild (a custom optimizer factory, a custom
+transform class, a photo given as a tensor) are named in ``RunSpec.needs``; a replay asks
+for them instead of guessing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import torch
+from torch import nn
+
+from featviz.errors import FeatvizError
+from featviz.models import ModelAdapter, load_model, place
+from featviz.optvis import objectives as O
+from featviz.optvis.callbacks import BlurEvery, Callback, RecordFrames
+from featviz.optvis.param import FourierImage, MacoImage, Parameterization, PixelImage
+from featviz.optvis.param.images import digest
+from featviz.optvis.param.spectrum import natural_spectrum, spectrum_of
+from featviz.optvis.recipes import DEFAULT_RECIPE, Recipe, get_recipe
+from featviz.optvis.transforms import Compose, Resize, Transform
+from featviz.optvis.units import objective_from_repr, parse_objective
+
+ObjectiveLike = O.Objective | str | Sequence[O.Objective | str]
+OptimizerLike = str | Callable[[list[nn.Parameter]], torch.optim.Optimizer]
+ModelLike = str | nn.Module | ModelAdapter
+
+
+class NormalizedSGD(torch.optim.Optimizer):
+    """Gradient steps divided by the gradient's mean magnitude: every step moves a pixel by
+    ``lr`` on average, whatever the objective's scale (DeepDream's step)."""
+
+    def __init__(self, params: Any, lr: float = 0.01, eps: float = 1e-8) -> None:
+        super().__init__(params, {"lr": lr, "eps": eps})
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> None:  # type: ignore[override]
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.add_(p.grad / (p.grad.abs().mean() + group["eps"]), alpha=-group["lr"])
+
+
+OPTIMIZERS: dict[str, Any] = {
+    "adam": torch.optim.Adam,
+    "sgd": torch.optim.SGD,
+    "nadam": torch.optim.NAdam,
+    "adamw": torch.optim.AdamW,
+    "normalized": NormalizedSGD,
+}
+_FUSED = ("adam", "adamw")
+PENALTIES = {"l1": O.l1, "l2": O.l2, "tv": O.total_variation}
+SCHEDULES = ("constant", "cosine")
+PARAMS: dict[str, Callable[..., Parameterization]] = {"pixel": PixelImage, "fourier": FourierImage, "maco": MacoImage}
+CALLBACKS: dict[str, type] = {"BlurEvery": BlurEvery, "RecordFrames": RecordFrames}
+CUSTOM = "custom:"  # prefix of a recipe field that names an object the record cannot rebuild
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What a render runs, resolved: every field is JSON-ready and goes into the record.
+
+    ``recipe`` has the overrides and the passed objects folded in (its ``optimizer``,
+    ``param``, ``transforms``, ``lr``, ``steps`` and ``size`` are what ran). ``unit`` is the
+    objective as asked (unit syntax, or an objective's ``repr`` when ``unit_form`` is
+    ``"repr"``). ``param_seed`` is the seed of a parameterization the caller built (``None``:
+    the run built it from ``seed``). ``needs`` names the parts a replay must be given again.
+    """
+
+    model: str
+    unit: str | list[str]
+    unit_form: str
+    recipe: Recipe
+    seed: int
+    batch: int
+    size: tuple[int, int]
+    device: str
+    init: dict[str, Any] | None = None
+    param_seed: int | None = None
+    callbacks: tuple[dict[str, Any], ...] = ()
+    needs: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out.update(recipe=self.recipe.to_dict(), size=list(self.size), callbacks=list(self.callbacks))
+        out["needs"] = list(self.needs)
+        return out
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> RunSpec:
+        """The spec of a render's run record (the JSON written beside its image)."""
+        if record.get("kind", "render") != "render":
+            raise FeatvizError(f"expected the record of a render, got one of kind {record.get('kind')!r}")
+        missing = [k for k in ("model", "unit", "recipe", "seed", "batch", "size") if k not in record]
+        if missing:
+            raise FeatvizError(f"the record has no {', '.join(missing)}: not a featviz render record")
+        size = record["size"]
+        return cls(
+            model=record["model"],
+            unit=record["unit"],
+            unit_form=record.get("unit_form", "unit"),
+            recipe=Recipe.from_dict(record["recipe"]),
+            seed=int(record["seed"]),
+            batch=int(record["batch"]),
+            size=(int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1])),
+            device=str(record.get("device", "cpu")),
+            init=record.get("init"),
+            param_seed=record.get("param_seed"),
+            callbacks=tuple(record.get("callbacks", ())),
+            needs=tuple(record.get("needs", ())),
+        )
+
+
+@dataclass
+class Plan:
+    """A resolved spec and the objects built from it, ready for the loop."""
+
+    spec: RunSpec
+    adapter: ModelAdapter
+    objective: O.Objective  # the unit's objective with the recipe's penalties
+    param: Parameterization
+    transforms: Transform
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LRScheduler | None
+    callbacks: list[Callback]
+    generator: torch.Generator
+    device: torch.device
+
+
+def resolve(
+    model: ModelLike,
+    objective: ObjectiveLike,
+    *,
+    recipe: str | Recipe = DEFAULT_RECIPE,
+    param: Parameterization | None = None,
+    transforms: Transform | None = None,
+    optimizer: OptimizerLike | None = None,
+    lr: float | None = None,
+    steps: int | None = None,
+    size: int | Sequence[int] | None = None,
+    redirect_relu: int | None = None,
+    batch: int | None = None,
+    init: torch.Tensor | str | None = None,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    callbacks: Sequence[Callback] = (),
+) -> Plan:
+    """Check everything, fold it into one :class:`RunSpec` and build the run's objects."""
+    adapter = load_model(model)
+    rec = get_recipe(recipe)
+    overrides = {"lr": lr, "steps": steps, "redirect_relu": redirect_relu}
+    rec = rec.replace(**{k: v for k, v in overrides.items() if v is not None})
+    _check_recipe(rec)
+    obj, units = to_objective(objective, adapter)
+    unit, unit_form = describe_unit(objective)
+    needs: list[str] = []
+    if param is not None:
+        rec, batch, shape = _fold_param(rec, param, batch, size, needs)
+    else:
+        shape = _size(size if size is not None else rec.size, adapter.input_size)
+        batch = batch or units
+    if batch < 1:
+        raise FeatvizError(f"batch must be at least 1, got {batch}")
+    adapter.check_size(*shape)
+    rec = rec.replace(size=shape[0] if shape[0] == shape[1] else shape)
+    photo, init_desc = _init(init, needs)
+    rec, tfm = _fold_transforms(rec, transforms, needs)
+    if optimizer is not None and not isinstance(optimizer, str):
+        rec = rec.replace(optimizer=CUSTOM + getattr(optimizer, "__qualname__", type(optimizer).__name__))
+        needs.append("optimizer")
+    elif optimizer is not None:
+        rec = rec.replace(optimizer=optimizer)
+        _check_recipe(rec)
+    cbs = list(callbacks)
+    described = tuple(describe_callback(cb) for cb in cbs)
+    if any(d["class"] not in CALLBACKS for d in described):
+        needs.append("callbacks")
+    spec = RunSpec(
+        model=adapter.name,
+        unit=unit,
+        unit_form=unit_form,
+        recipe=rec,
+        seed=int(seed),
+        batch=int(batch),
+        size=shape,
+        device="",
+        init=init_desc,
+        param_seed=param.seed if param is not None else None,
+        callbacks=described,
+        needs=tuple(needs),
+    )
+    dev = place(adapter, model, device)
+    spec = dataclasses.replace(spec, device=str(dev))
+    return _build(spec, adapter, obj, param, tfm, optimizer, photo, cbs, dev)
+
+
+def _build(
+    spec: RunSpec,
+    adapter: ModelAdapter,
+    obj: O.Objective,
+    param: Parameterization | None,
+    tfm: Transform,
+    optimizer: OptimizerLike | None,
+    photo: torch.Tensor | None,
+    callbacks: list[Callback],
+    dev: torch.device,
+) -> Plan:
+    rec = spec.recipe
+    gen = torch.Generator().manual_seed(spec.seed)
+    if rec.penalties:
+        obj = obj - sum(w * PENALTIES[name]() for w, name in rec.penalties)
+    param = (param or build_param(rec, spec.size, spec.batch, gen, photo)).to(dev)
+    if adapter.fixed_size:  # the model takes one size only: resample whatever the transforms made
+        tfm = Compose([tfm, Resize(adapter.input_size)])
+    tfm = tfm.to(dev)
+    factory = optimizer if optimizer is not None and not isinstance(optimizer, str) else rec.optimizer
+    opt = make_optimizer(factory, list(param.parameters()), rec.lr, rec.optimizer_kwargs)
+    # Blur acts on the pixels before frames are taken, so a frame shows what the next step sees.
+    cbs = callbacks + ([BlurEvery(rec.blur_every, rec.blur_sigma)] if rec.blur_every else [])
+    return Plan(spec, adapter, obj, param, tfm, opt, make_schedule(opt, rec), cbs, gen, dev)
+
+
+def to_objective(objective: ObjectiveLike, adapter: ModelAdapter) -> tuple[O.Objective, int]:
+    """An objective and the batch size it asks for (a list renders one unit per image)."""
+    if isinstance(objective, O.Objective):
+        return objective, 1
+    if isinstance(objective, str):
+        return parse_objective(objective, adapter), 1
+    if isinstance(objective, Sequence) and objective:
+        objs = [to_objective(o, adapter)[0] for o in objective]
+        return O.batched(objs), len(objs)
+    raise FeatvizError(f"expected an Objective, a unit string or a list of them, got {objective!r}")
+
+
+def describe_unit(objective: ObjectiveLike) -> tuple[str | list[str], str]:
+    """The objective as the record keeps it, and in which form: ``"unit"`` (unit syntax, a
+    string or a list of strings) or ``"repr"`` (objectives' ``repr``, which
+    :func:`~featviz.optvis.units.objective_from_repr` reads back).
+
+    >>> describe_unit(["blocks.1:0", O.channel("blocks.1", 1)])
+    (["channel('blocks.1', 0)", "channel('blocks.1', 1)"], 'repr')
+    """
+    if isinstance(objective, str):
+        return objective, "unit"
+    if isinstance(objective, O.Objective):
+        return repr(objective), "repr"
+    items = list(objective)
+    if all(isinstance(o, str) for o in items):
+        return [str(o) for o in items], "unit"
+    return [repr(o if isinstance(o, O.Objective) else parse_objective(str(o))) for o in items], "repr"
+
+
+def objective_of(spec: RunSpec) -> ObjectiveLike:
+    """The objective a spec names, ready for :func:`resolve`."""
+    if spec.unit_form == "unit":
+        return spec.unit
+    if isinstance(spec.unit, list):
+        return [objective_from_repr(u) for u in spec.unit]
+    return objective_from_repr(spec.unit)
+
+
+def describe_callback(cb: Any) -> dict[str, Any]:
+    """A callback's class and settings (its dataclass fields, recorded frames left out)."""
+    out: dict[str, Any] = {"class": type(cb).__name__}
+    if dataclasses.is_dataclass(cb):
+        for f in dataclasses.fields(cb):
+            value = getattr(cb, f.name)
+            if isinstance(value, (int, float, str, bool)) or value is None:
+                out[f.name] = value
+    return out
+
+
+def _check_recipe(rec: Recipe) -> None:
+    if rec.steps < 1:
+        raise FeatvizError(f"steps must be at least 1, got {rec.steps}")
+    if not rec.optimizer.startswith(CUSTOM) and rec.optimizer not in OPTIMIZERS:
+        raise FeatvizError(
+            f"unknown optimizer {rec.optimizer!r}: expected one of {', '.join(OPTIMIZERS)} or a callable"
+        )
+    if rec.lr_schedule not in SCHEDULES:
+        raise FeatvizError(f"unknown lr_schedule {rec.lr_schedule!r}: expected one of {', '.join(SCHEDULES)}")
+    if not rec.param.startswith(CUSTOM) and rec.param not in PARAMS:
+        raise FeatvizError(f"unknown parameterization {rec.param!r}: expected one of {', '.join(PARAMS)}")
+    bad = [name for _, name in rec.penalties if name not in PENALTIES]
+    if bad:
+        raise FeatvizError(f"unknown penalties {bad}: expected some of {', '.join(PENALTIES)}")
+
+
+def _size(size: Any, default: int) -> tuple[int, int]:
+    if size is None:
+        return default, default
+    if isinstance(size, int):
+        return size, size
+    h, w = size
+    return int(h), int(w)
+
+
+def _fold_param(
+    rec: Recipe, param: Parameterization, batch: int | None, size: Any, needs: list[str]
+) -> tuple[Recipe, int, tuple[int, int]]:
+    """The recipe with a caller's parameterization written into it."""
+    if not isinstance(param, Parameterization):
+        raise FeatvizError(f"param must be a featviz Parameterization, got {type(param).__name__}")
+    shape = (param.height, param.width)
+    if size is not None and _size(size, 0) != shape:
+        raise FeatvizError(f"size {size} disagrees with the parameterization's {shape[0]}x{shape[1]}: give one")
+    if batch is not None and batch != param.batch:
+        raise FeatvizError(f"batch {batch} disagrees with the parameterization's batch of {param.batch}")
+    kind = next((k for k, cls in PARAMS.items() if type(param) is cls), None)
+    settings = {k: v for k, v in param.settings.items() if not (k == "init" and isinstance(v, dict))}
+    if kind is None:
+        needs.append("param")
+    elif param.seed is None or isinstance(param.settings.get("init"), dict):
+        needs.append("param")  # its start came from a used generator or a photo tensor
+    if kind == "maco":
+        settings["spectrum"] = None if settings.get("spectrum") == digest(shipped_spectrum(*shape)) else CUSTOM
+        if settings["spectrum"] is not None:
+            needs.append("param")
+    rec = rec.replace(param=kind or CUSTOM + type(param).__name__, param_kwargs=settings)
+    return rec, param.batch, shape
+
+
+def _fold_transforms(rec: Recipe, transforms: Transform | None, needs: list[str]) -> tuple[Recipe, Transform]:
+    if transforms is None:
+        return rec, rec.build_transforms()
+    if not isinstance(transforms, Transform):
+        raise FeatvizError(f"transforms must be a featviz Transform (a Compose, say), got {type(transforms).__name__}")
+    try:
+        specs = tuple(transforms.specs())
+    except FeatvizError:
+        needs.append("transforms")
+        return rec.replace(transforms=((CUSTOM + "transforms", {"repr": repr(transforms)}),)), transforms
+    return rec.replace(transforms=specs), transforms
+
+
+def _init(init: torch.Tensor | str | None, needs: list[str]) -> tuple[torch.Tensor | None, dict[str, Any] | None]:
+    """The photo to start from and how the record describes it."""
+    if init is None:
+        return None, None
+    if isinstance(init, str):
+        from featviz.data.photos import load_image
+
+        photo = load_image(init)
+        return photo, {"source": init, "digest": digest(photo)}
+    if not isinstance(init, torch.Tensor):
+        raise FeatvizError(f"init must be a photo (a [3, H, W] tensor, a file or skimage:NAME), got {init!r}")
+    needs.append("init")
+    return init, {"photo": list(init.shape), "digest": digest(init)}
+
+
+def build_param(
+    rec: Recipe, size: tuple[int, int], batch: int, generator: torch.Generator, init: torch.Tensor | None = None
+) -> Parameterization:
+    """The recipe's parameterization, its random start drawn from ``generator``."""
+    kwargs = dict(rec.param_kwargs)
+    if init is not None:
+        kwargs["init"] = init
+    if rec.param not in PARAMS:
+        raise FeatvizError(f"the parameterization {rec.param!r} was passed as an object: pass it again (param=...)")
+    if rec.param == "maco":
+        folder = kwargs.pop("spectrum", None)
+        if folder == CUSTOM:
+            raise FeatvizError("this MACO spectrum was passed as a tensor: pass the parameterization again (param=...)")
+        kwargs["spectrum"] = shipped_spectrum(*size) if folder is None else folder_spectrum(str(folder), *size)
+    try:
+        return PARAMS[rec.param](size, batch, generator=generator, **kwargs)
+    except TypeError as err:
+        raise FeatvizError(f"parameterization {rec.param!r} does not take {sorted(kwargs)}: {err}") from None
+
+
+@lru_cache(maxsize=8)
+def _reference(folder: str | None) -> torch.Tensor:
+    from featviz.data.photos import image_files, load_image, natural_images
+
+    photos = list(natural_images().values()) if folder is None else [load_image(p) for p in image_files(folder)]
+    return spectrum_of(photos, 256, 256)
+
+
+def shipped_spectrum(height: int, width: int) -> torch.Tensor:
+    """MACO's amplitude spectrum from the photos that ship with scikit-image and scikit-learn."""
+    return natural_spectrum(height, width, _reference(None))
+
+
+def folder_spectrum(folder: str, height: int, width: int) -> torch.Tensor:
+    """MACO's amplitude spectrum from the images in ``folder``."""
+    return natural_spectrum(height, width, _reference(folder))
+
+
+def make_optimizer(
+    optimizer: OptimizerLike, params: list[nn.Parameter], lr: float, options: dict[str, Any] | None = None
+) -> torch.optim.Optimizer:
+    if callable(optimizer):
+        return optimizer(params)
+    options = dict(options or {})
+    if optimizer in _FUSED and all(p.dtype in (torch.float32, torch.float64) for p in params):
+        # One kernel for the whole update instead of a handful of passes: ~3x cheaper on CPU.
+        try:
+            return OPTIMIZERS[optimizer](params, lr=lr, fused=True, **options)  # type: ignore[no-any-return]
+        except (RuntimeError, TypeError):  # a device without the fused kernel
+            pass
+    try:
+        return OPTIMIZERS[optimizer](params, lr=lr, **options)  # type: ignore[no-any-return]
+    except TypeError as err:
+        raise FeatvizError(f"optimizer {optimizer!r} does not take the options {options}: {err}") from err
+
+
+def make_schedule(opt: torch.optim.Optimizer, rec: Recipe) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The learning-rate schedule a recipe names: ``cosine`` anneals from ``lr`` to
+    ``lr_final * lr`` over the run, which settles the fine detail in the last steps."""
+    if rec.lr_schedule == "constant":
+        return None
+    return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=rec.steps, eta_min=rec.lr * rec.lr_final)
