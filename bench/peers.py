@@ -120,12 +120,12 @@ def horama(
     frozen weights; its output lives in the model's input range, mapped back to [0, 1]."""
     import horama
 
-    from featviz.optvis.param import natural_spectrum
+    from featviz.optvis.spec import shipped_spectrum
 
     model = adapter.module.eval().requires_grad_(False)
     lo, hi = -2.5, 2.5
     out = []
-    with _in_dir_with_spectrum(natural_spectrum(256, 256)):
+    with _in_dir_with_spectrum(shipped_spectrum(256, 256)):
         for cls in classes:
             torch.manual_seed(seed)
             fn = getattr(horama, method)

@@ -14,7 +14,8 @@ from common import machine
 from PIL import Image, ImageDraw
 
 import featviz
-from featviz.data.photos import resize, to_uint8
+from featviz.data.photos import resize
+from featviz.io.images import to_uint8
 
 CLASSES = {
     8: "hen",

@@ -26,7 +26,8 @@ from common import machine
 from PIL import Image
 
 import featviz
-from featviz.data.photos import natural_images, resize, to_uint8
+from featviz.data.photos import natural_images, resize
+from featviz.io.images import to_uint8
 
 # The classic tutorial's eight first, then eight more spread over ImageNet.
 CLASSES = [8, 144, 288, 587, 605, 800, 964, 983, 1, 130, 291, 340, 407, 511, 817, 948]

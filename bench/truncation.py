@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import argparse
 import copy
+from contextlib import ExitStack
 
 import torch
 from common import machine, time_interleaved
 
 import featviz
 from featviz.models.hooks import capture
+from featviz.models.speed import fast_inference
 from featviz.optvis import transforms as T
 from featviz.optvis.param import FourierImage, PixelImage
 from featviz.optvis.render import _scores
@@ -33,8 +35,9 @@ def featviz_step(adapter, unit: str, size: int, truncate: bool = True, plain: bo
     # that every step feeds the model exactly size x size pixels, like the bare baseline.
     tfm = T.Compose([] if plain else [T.jitter(8), T.random_scale(0.9, 1.1), T.random_rotate(10)])
     gen = torch.Generator().manual_seed(0)
-    ctx = capture(adapter, obj.layers, truncate=truncate)
-    cap = ctx.__enter__()
+    ctx = ExitStack()
+    ctx.enter_context(fast_inference(adapter, obj.layers))
+    cap = ctx.enter_context(capture(adapter, obj.layers, truncate=truncate))
 
     def step():
         opt.zero_grad(set_to_none=True)

@@ -75,6 +75,7 @@ def _snapshot(folder):
     return {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(folder.iterdir())}
 
 
+@pytest.mark.slow
 def test_killed_atlas_resumes_without_rendering_finished_tiles_again(lite0, tmp_path):
     out = tmp_path / "atlas.png"
     tiles = tmp_path / "atlas_tiles" / "tiles"

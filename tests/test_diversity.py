@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from click.testing import CliRunner
 
@@ -27,6 +28,7 @@ def _channel(adapter, images, layer="blocks.4", index=17):
         return cap(images)[layer][:, index].mean(dim=(1, 2))
 
 
+@pytest.mark.slow
 def test_diversity_penalty_makes_images_differ(lite0):
     kw = dict(steps=32, size=96, seed=2, progress=False)
     plain = featviz.render(lite0, "blocks.4:17", batch=3, **kw)

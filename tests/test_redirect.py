@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -43,6 +44,7 @@ def test_plain_relu_has_no_upper_limit():
         assert _grad(relu, x, g).flatten().tolist() == [-2.0, 0.0, -1.0]
 
 
+@pytest.mark.slow
 def test_dead_unit_stays_grey_without_redirection_and_rises_with_it(lite0):
     acts = [m for m in lite0.module.modules() if isinstance(m, nn.ReLU6)]
     flags = [m.inplace for m in acts]

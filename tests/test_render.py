@@ -61,6 +61,7 @@ def test_same_seed_same_pixels_other_seed_other_pixels(lite0, recipe):
     assert not torch.equal(a.images, c.images)
 
 
+@pytest.mark.slow
 def test_class_render_is_seen_as_that_class(lite0):
     result = featviz.render(lite0, "logits:hen", recipe="default", steps=48, size=128, progress=False)
     assert lite0.predict(result.images)[0][0][:2] == (8, "hen")

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from featviz.errors import ImageError
-from featviz.io.store import atomic_write
+from featviz.io.files import atomic_write
 
 #: Formats Pillow writes, by suffix.
 WRITE_SUFFIXES = {

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from featviz.errors import FeatvizError
+from featviz.io.files import atomic_write, json_bytes
 from featviz.io.images import save_image
-from featviz.io.store import atomic_write, json_bytes
 
 
 def write_record(path: str | Path, record: dict[str, Any]) -> Path:

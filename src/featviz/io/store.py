@@ -1,15 +1,11 @@
-"""Crash-safe files: every write goes to a temporary name and is renamed into place.
-
-``os.replace`` is atomic on POSIX and Windows, so a reader (or a run resumed after a kill)
-sees either the old file or the whole new one, never half of one. :class:`TileStore` builds
-on it: a folder of finished work items (an image and its JSON record each) that a long job
-fills one item at a time and a rerun reads back instead of redoing.
+"""A resumable store: a folder of finished work items (an image and its JSON record each) that a
+long job fills one item at a time and a rerun reads back instead of redoing. Every file is
+written atomically (:mod:`featviz.io.files`), so a kill at any moment leaves whole items only.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,41 +13,8 @@ from typing import Any
 import torch
 
 from featviz.errors import ImageError
-
-
-def atomic_write(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one.
-
-    >>> import tempfile
-    >>> target = Path(tempfile.mkdtemp()) / "a" / "b.txt"
-    >>> atomic_write(target, b"hello").read_bytes()
-    b'hello'
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def json_bytes(data: Any) -> bytes:
-    return (json.dumps(data, indent=2) + "\n").encode()
-
-
-def sweep_temporaries(folder: str | Path) -> int:
-    """Remove what a run killed mid-write left behind; returns how many files."""
-    n = 0
-    for stale in Path(folder).glob(".*.tmp") if Path(folder).is_dir() else []:
-        stale.unlink(missing_ok=True)
-        n += 1
-    return n
+from featviz.io.files import atomic_write, json_bytes, sweep_temporaries
+from featviz.io.images import png_bytes
 
 
 class TileStore:
@@ -72,8 +35,6 @@ class TileStore:
 
     def put(self, key: str | int, image: torch.Tensor, record: dict[str, Any]) -> Path:
         """Write one finished item: the PNG first, then its record."""
-        from featviz.io.images import png_bytes
-
         target = atomic_write(self.path(key), png_bytes(image))
         atomic_write(target.with_suffix(".json"), json_bytes({**record, **self.settings, "key": str(key)}))
         return target

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from featviz.errors import RenderError, UnknownLayerError, suggestion
+from featviz.errors import FeatvizError, RenderError, UnknownClassError, UnknownLayerError, suggestion
 from featviz.models.labels import Labels
 
 #: Pseudo-layer names that are not modules: the model's output and the image itself.
@@ -45,7 +45,7 @@ class ModelAdapter:
         prefix_tokens: int | None = None,
     ) -> None:
         if len(mean) != 3 or len(std) != 3:
-            raise ValueError(f"mean and std need 3 values (RGB), got {mean!r} and {std!r}")
+            raise FeatvizError(f"mean and std need 3 values (RGB), got {mean!r} and {std!r}")
         self.module = module
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
@@ -138,5 +138,5 @@ class ModelAdapter:
         if self.labels is None:
             if isinstance(key, int) or str(key).isdigit():
                 return int(key)
-            raise UnknownLayerError(f"{self.name} has no class labels; give a class index, not {key!r}")
+            raise UnknownClassError(f"{self.name} has no class labels; give a class index, not {key!r}")
         return self.labels.index(key)

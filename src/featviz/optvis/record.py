@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import platform
 from importlib import metadata
 from typing import Any
@@ -20,13 +21,14 @@ def versions() -> dict[str, str]:
 
 def make_record(kind: str, fields: dict[str, Any], *, seconds: float, status: str = "done") -> dict[str, Any]:
     """A record of one run of ``kind`` (render, dream, zoom, atlas): ``fields`` (what ran and
-    what came out) with the status, time taken, creation time and library versions.
+    what came out) with the status, time taken, creation time and library versions, exactly
+    as it reads back from its JSON file.
 
     >>> rec = make_record("render", {"model": "m", "seed": 0}, seconds=1.23456)
     >>> rec["kind"], rec["status"], rec["model"], rec["seconds"]
     ('render', 'done', 'm', 1.235)
     """
-    return {
+    record = {
         "kind": kind,
         "status": status,
         **fields,
@@ -34,3 +36,5 @@ def make_record(kind: str, fields: dict[str, Any], *, seconds: float, status: st
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "versions": versions(),
     }
+    # As it will read back from its JSON file: tuples as lists, nothing that JSON cannot hold.
+    return json.loads(json.dumps(record))  # type: ignore[no-any-return]

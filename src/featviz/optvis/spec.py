@@ -201,7 +201,7 @@ def resolve(
         needs=tuple(needs),
     )
     dev = place(adapter, model, device)
-    spec = dataclasses.replace(spec, device=str(dev))
+    spec = dataclasses.replace(spec, device=str(dev), recipe=_renamed(rec, get_recipe(recipe)))
     return _build(spec, adapter, obj, param, tfm, optimizer, photo, cbs, dev)
 
 
@@ -279,6 +279,18 @@ def describe_callback(cb: Any) -> dict[str, Any]:
             if isinstance(value, (int, float, str, bool)) or value is None:
                 out[f.name] = value
     return out
+
+
+def _renamed(rec: Recipe, base: Recipe) -> Recipe:
+    """The resolved recipe, its description naming what differs from the recipe it started as."""
+    changed = [
+        f.name
+        for f in dataclasses.fields(rec)
+        if f.name not in ("name", "description", "size") and getattr(rec, f.name) != getattr(base, f.name)
+    ]
+    if not changed or rec.description.startswith(f"{base.name} with "):
+        return rec
+    return rec.replace(description=f"{base.name} with {', '.join(changed)} changed")
 
 
 def _check_recipe(rec: Recipe) -> None:
