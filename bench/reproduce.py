@@ -25,7 +25,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, nargs="+", default=[2, 1])
     args = ap.parse_args()
     record = featviz.load_record(args.record)
-    judges = {name: featviz.load_model(name) for name in ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")}
+    names = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+    judges = {name: featviz.load_model(name) for name in names}
     rows, first = [], None
     for n in args.threads:
         torch.set_num_threads(n)
@@ -36,13 +37,16 @@ def main() -> None:
         first = pixels if first is None else first
         differ = (pixels != first).any(1).float().mean().item()
         seen = {k: j.predict(result.images, k=1)[0][0] for k, j in judges.items()}
-        rows.append((n, float(result.final[0]), differ, (pixels - first).abs().mean().item(), seen, seconds))
+        mad = (pixels - first).abs().mean().item()
+        rows.append((n, float(result.final[0]), differ, mad, seen, seconds))
     base = rows[0][1]
-    print("| torch threads | final score | vs first | pixels differing | mean abs diff (0-255) | Lite0 | Lite1 | Lite2 | s |")
+    header = ["torch threads", "final score", "vs first", "pixels differing", "mean abs diff (0-255)"]
+    print("| " + " | ".join(header + ["Lite0", "Lite1", "Lite2", "s"]) + " |")
     print("|---|---|---|---|---|---|---|---|---|")
     for n, score, differ, mad, seen, seconds in rows:
         tops = " | ".join(f"{s[1]} ({s[2]:.2f})" for s in seen.values())
-        print(f"| {n} | {score:.3f} | {100 * (score / base - 1):+.1f}% | {100 * differ:.1f}% | {mad:.1f} | {tops} | {seconds:.1f} |")
+        change = f"{100 * (score / base - 1):+.1f}%"
+        print(f"| {n} | {score:.3f} | {change} | {100 * differ:.1f}% | {mad:.1f} | {tops} | {seconds:.1f} |")
 
 
 if __name__ == "__main__":
