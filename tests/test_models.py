@@ -6,6 +6,7 @@ from skimage import data
 
 import featviz
 from featviz.data.photos import resize, to_tensor
+from featviz.models.zoo import RandomWeightsWarning
 
 
 @pytest.mark.parametrize(("photo", "index", "name"), [("chelsea", 285, "Egyptian cat"), ("coffee", 967, "espresso")])
@@ -48,9 +49,11 @@ def test_unknown_model_lists_what_exists():
 
 
 def test_torchvision_and_timm_by_name():
-    resnet = featviz.load_model("torchvision:resnet18", weights=None)
+    with pytest.warns(RandomWeightsWarning, match="weights='DEFAULT'"):
+        resnet = featviz.load_model("torchvision:resnet18", weights=None)
     assert "layer3.1.conv2" in resnet.layers() and resnet.labels.name(8) == "hen"
-    mobilenet = featviz.load_model("timm:mobilenetv3_small_050", pretrained=False)
+    with pytest.warns(RandomWeightsWarning, match="pretrained=True"):
+        mobilenet = featviz.load_model("timm:mobilenetv3_small_050", pretrained=False)
     assert mobilenet.name == "timm:mobilenetv3_small_050"
     assert mobilenet(torch.rand(1, 3, 64, 64)).shape == (1, 1000)
 

@@ -133,10 +133,14 @@ def test_ctrl_c_in_the_cli_writes_the_image_and_an_interrupted_record(tmp_path):
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, env=env)
     assert proc.stderr is not None
     seen, deadline = b"", time.monotonic() + 120
-    while b"score=" not in seen and time.monotonic() < deadline:  # the bar shows a score after 16 steps
+    while b"transformed copies" not in seen and time.monotonic() < deadline:  # the bar's score, after 16 steps
         seen += os.read(proc.stderr.fileno(), 4096)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    try:
+        _, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError("Ctrl-C did not stop the render: " + proc.communicate()[1][-2000:].decode()) from None
     assert proc.returncode == 130, (seen + err).decode()
     record = json.loads(target.with_suffix(".json").read_text())
     assert record["status"] == "interrupted" and 16 <= record["steps_done"] < 100000

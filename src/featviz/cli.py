@@ -1,9 +1,15 @@
-"""The ``featviz`` command line. It parses arguments and calls the library, nothing more."""
+"""The ``featviz`` command line. It parses arguments and calls the library, nothing more.
+
+Everything that can be checked without rendering (output paths and formats, the unit and its
+position, the size against the memory there is, learning rate, device) is checked before the
+first step; a problem is one line on stderr and exit status 2.
+"""
 
 from __future__ import annotations
 
-import re
 import sys
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,28 +19,67 @@ from featviz.errors import FeatvizError
 from featviz.models import DEFAULT_MODEL
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "unit"
-
-
-def _png(path: str) -> str:
-    return path if Path(path).suffix else f"{path}.png"
-
-
 def _given(options: dict[str, Any]) -> dict[str, Any]:
     """The options the user gave: the rest keep the library's own defaults."""
     return {k: v for k, v in options.items() if v is not None}
 
 
+def _image_target(out: str | None, *default: str) -> Path:
+    """Where an image goes: ``out`` (``.png`` added when it has no suffix) or a safe default
+    name; checked for a known format and a writable folder."""
+    from featviz.io.images import image_format
+    from featviz.io.outputs import check_writable, default_name
+
+    target = Path(out) if out else Path(default_name(*default))
+    target = target if target.suffix else target.with_name(target.name + ".png")
+    image_format(target)
+    return check_writable(target)
+
+
+def _say(message: str) -> None:
+    """A message on its own line on stderr (after any progress bar)."""
+    click.echo(message, err=True)
+
+
 class _Group(click.Group):
-    """Turns a FeatvizError into a one-line message and exit status 2, not a traceback."""
+    """Turns a FeatvizError into a one-line message and exit status 2, not a traceback, and
+    each warning into one line."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except FeatvizError as err:
-            click.echo(f"error: {err}", err=True)
-            sys.exit(2)
+        def show(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+            _say(f"warning: {message}")
+
+        with warnings.catch_warnings():
+            warnings.showwarning = show
+            try:
+                return super().invoke(ctx)
+            except FeatvizError as err:
+                _say(f"error: {err}")
+                sys.exit(2)
+
+
+def _model_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option("--pretrained", is_flag=True, help="timm:NAME models: trained weights (downloads once)")(f)
+    return click.option("--weights", help="torchvision:NAME models: weights to load, e.g. DEFAULT (downloads once)")(f)
+
+
+def _load(model: str, weights: str | None = None, pretrained: bool = False) -> Any:
+    import featviz
+
+    kwargs: dict[str, Any] = {}
+    if weights is not None:
+        if not model.startswith("torchvision:"):
+            raise FeatvizError(f"--weights is for torchvision:NAME models, not {model}")
+        kwargs["weights"] = weights
+    if pretrained:
+        if not model.startswith("timm:"):
+            raise FeatvizError(f"--pretrained is for timm:NAME models, not {model}")
+        kwargs["pretrained"] = True
+    return featviz.load_model(model, **kwargs)
+
+
+#: Record keys that decide a render's pixels: an existing output with the same is the same run.
+_SAME_RUN = ("model", "unit", "unit_form", "recipe", "seed", "batch", "size", "init", "param_seed")
 
 
 @click.group(cls=_Group)
@@ -43,7 +88,18 @@ def main() -> None:
     """Feature visualization for PyTorch vision models."""
 
 
-@main.command()
+class _UnitCommand(click.Command):
+    """A command whose UNIT may start with a minus (``-logits:hen``, ``-(blocks.5:1)``): such
+    an argument is a unit, not a bundle of short options, so it needs no ``--`` first."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        units = [
+            " " + a if a.startswith("-") and not a.startswith("--") and (":" in a or "(" in a) else a for a in args
+        ]
+        return super().parse_args(ctx, units)
+
+
+@main.command(cls=_UnitCommand)
 @click.argument("model", required=False)
 @click.argument("unit", required=False)
 @click.option(
@@ -63,9 +119,10 @@ def main() -> None:
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, mps")
-@click.option("--init", "init", type=click.Path(dir_okay=False), help="start from this photo")
-@click.option("--out", "-o", type=click.Path(dir_okay=False), help="PNG path (default: MODEL_UNIT.png)")
-@click.option("--animate", type=click.Path(dir_okay=False), help="also write the optimization as .gif or .mp4")
+@click.option("--init", "init", help="start from this photo (a file or skimage:NAME)")
+@click.option("--out", "-o", help="image path (default: MODEL_UNIT.png)")
+@click.option("--overwrite", is_flag=True, help="replace OUT even when it holds another run")
+@click.option("--animate", help="also write the optimization as .gif or .mp4")
 @click.option(
     "--every", type=click.IntRange(min=1), default=4, show_default=True, help="animation: a frame every K steps"
 )
@@ -73,6 +130,7 @@ def main() -> None:
 @click.option("--diversity", type=click.IntRange(min=2), help="render N images of UNIT that differ from each other")
 @click.option("--diversity-weight", type=float, help="weight of the diversity term (default 10)")
 @click.option("--diversity-layer", help="layer where images are compared (default: the unit's own)")
+@_model_options
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar")
 def render(
     model: str | None,
@@ -87,67 +145,103 @@ def render(
     device: str,
     init: str | None,
     out: str | None,
+    overwrite: bool,
     animate: str | None,
     every: int,
     fps: float,
     diversity: int | None,
     diversity_weight: float | None,
     diversity_layer: str | None,
+    weights: str | None,
+    pretrained: bool,
     quiet: bool,
 ) -> None:
     """Render UNIT of MODEL and write a PNG with a JSON record beside it.
 
-    UNIT is LAYER:CHANNEL (blocks.5:51), LAYER:CHANNEL@X,Y (a neuron), LAYER (DeepDream),
-    logits:CLASS or probs:CLASS (class name or index), or an expression of these such as
-    "logits:hen - logits:cock"; MODEL may be left out (the embedded default). With
-    --diversity N, OUT is a grid of the N images and each image is also written as
-    OUT_0.png, OUT_1.png, ... With --from X.json, the run that X.json records is rendered
-    again (same pixels on the machine that made it). Ctrl-C stops the render and writes the
-    image reached so far, its record marked "interrupted".
+    UNIT is LAYER:CHANNEL (blocks.5:51), LAYER:CHANNEL@X,Y (a neuron; X,Y on the layer's
+    grid as `featviz layers` prints it), LAYER (DeepDream), logits:CLASS or probs:CLASS
+    (class name or index), or an expression of these such as "logits:hen - logits:cock" or
+    "-(blocks.5:1 + blocks.5:2)"; MODEL may be left out (the embedded default). With
+    --diversity N, OUT is a grid of the N images and each image is also written as OUT_0.png,
+    OUT_1.png, ... With --from X.json, the run that X.json records is rendered again (same
+    pixels on the machine that made it). Ctrl-C stops the render and writes the image
+    reached so far, its record marked "interrupted".
     """
-    import featviz
+    from featviz.io.outputs import check_replace
     from featviz.optvis.callbacks import RecordFrames
+    from featviz.optvis.render import run
+    from featviz.optvis.spec import resolve
 
+    model, unit = (model.strip() if model else None), (unit.strip() if unit else None)
     if from_record:
-        if model or unit:
-            raise click.UsageError("give either MODEL UNIT or --from RECORD, not both")
-        record = featviz.load_record(from_record)
-        result = featviz.replay(record, progress=not quiet)
-        _finish(result, out or str(Path(from_record).with_suffix("")) + "_replay", None, quiet)
+        _replay(model, unit, from_record, out, overwrite, quiet)
         return
     if model is None:
         raise click.UsageError("missing UNIT: e.g. featviz render efficientnet_lite0 logits:hen")
     if unit is None:  # one argument: a unit of the default model
         model, unit = DEFAULT_MODEL, model
-    adapter = featviz.load_model(model)
-    frames = RecordFrames(every=every)
-    kwargs: dict[str, Any] = dict(recipe=recipe, steps=steps, size=size, lr=lr, seed=seed, device=device)
-    kwargs.update(redirect_relu=redirect_relu)
-    kwargs.update(init=init, callbacks=[frames] if animate else [], progress=not quiet)
+    adapter = _load(model, weights, pretrained)
+    target = _image_target(out, adapter.name, unit)
+    if animate:
+        from featviz.io.outputs import check_writable
+        from featviz.io.video import check_animation_path
+
+        check_writable(check_animation_path(animate))
+    objective: Any = unit
     if diversity:
-        from featviz.diverse import diverse
+        from featviz.diverse import diversity_objective
 
         extra = {"weight": diversity_weight} if diversity_weight is not None else {}
-        result = diverse(adapter, unit, diversity, layer=diversity_layer, **extra, **kwargs)
-    else:
-        result = featviz.render(adapter, unit, **kwargs)
-    target = out or f"{_slug(adapter.name)}_{_slug(unit)}"
-    _finish(result, target, adapter, quiet, grid=bool(diversity))
+        objective = diversity_objective(adapter, unit, diversity, layer=diversity_layer, **extra)
+    frames = RecordFrames(every=every)
+    plan = resolve(
+        adapter,
+        objective,
+        recipe=recipe,
+        steps=steps,
+        size=size,
+        lr=lr,
+        redirect_relu=redirect_relu,
+        seed=seed,
+        device=device,
+        init=init,
+        batch=diversity,
+        callbacks=[frames] if animate else [],
+    )
+    same = {"kind": "render", **{k: v for k, v in plan.spec.to_dict().items() if k in _SAME_RUN}}
+    check_replace(target, same, overwrite)
+    if animate and Path(animate).exists() and not (overwrite or target.exists()):
+        raise FeatvizError(f"{animate} exists: pass --overwrite to replace it, or choose another --animate")
+    result = run(plan, progress=not quiet)
+    _finish(result, target, adapter)
     if animate:
         from featviz.io.video import write_animation
 
         click.echo(f"wrote {write_animation(frames.frames, animate, fps=fps)} ({len(frames.frames)} frames)")
 
 
-def _finish(result: Any, target: str, adapter: Any, quiet: bool, grid: bool = False) -> None:
+def _replay(model: str | None, unit: str | None, source: str, out: str | None, overwrite: bool, quiet: bool) -> None:
+    import featviz
+    from featviz.io.outputs import check_replace
+
+    if model or unit:
+        raise click.UsageError("give either MODEL UNIT or --from RECORD, not both")
+    record = featviz.load_record(source)
+    target = _image_target(out or str(Path(source).with_suffix("")) + "_replay")
+    check_replace(target, {"kind": "render", **{k: record[k] for k in _SAME_RUN if k in record}}, overwrite)
+    result = featviz.replay(record, progress=not quiet)
+    _finish(result, target, None)
+
+
+def _finish(result: Any, target: Path, adapter: Any) -> None:
     """Write a render's images and records, and say what was written and what the model sees."""
     import featviz
 
-    paths = featviz.save(result, _png(target), grid=grid)
+    paths = featviz.save(result, target)
     scores = ", ".join(f"{s:.3f}" for s in result.final.tolist())
     line = f"wrote {paths[0]} ({result.record['seconds']:.1f} s, score {scores})"
     if result.interrupted:
-        click.echo(f"interrupted after {len(result.curve)} steps: {line}", err=True)
+        _say(f"interrupted after {len(result.curve)} steps: {line}")
         sys.exit(130)
     adapter = adapter or featviz.load_model(result.record["model"])
     if adapter.labels is not None:
@@ -161,12 +255,14 @@ def _finish(result: Any, target: str, adapter: Any, quiet: bool, grid: bool = Fa
 @click.option("--size", type=int, help="input size for the shape trace")
 @click.option("--depth", type=int, help="only layers with at most this many dots in their name")
 @click.option("--grep", "pattern", help="only layers whose name contains this text")
-def layers(model: str, size: int | None, depth: int | None, pattern: str | None) -> None:
+@_model_options
+def layers(
+    model: str, size: int | None, depth: int | None, pattern: str | None, weights: str | None, pretrained: bool
+) -> None:
     """List MODEL's layers: dotted name, type, output shape and channel count."""
-    import featviz
     from featviz.models.layers import layer_table
 
-    adapter = featviz.load_model(model)
+    adapter = _load(model, weights, pretrained)
     rows = layer_table(adapter, size)
     rows = [r for r in rows if (depth is None or r.depth <= depth) and (not pattern or pattern in r.name)]
     width = max((len(r.name) for r in rows), default=10)
@@ -200,15 +296,19 @@ def classes(query: str, model: str) -> None:
 @main.command()
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @click.option("--model", default=DEFAULT_MODEL, show_default=True)
-@click.option("--top", "k", default=5, show_default=True)
-def predict(images: tuple[str, ...], model: str, k: int) -> None:
-    """Classify IMAGES with MODEL and print the top-k classes with probabilities."""
-    import featviz
+@click.option("--top", "k", type=int, default=5, show_default=True)
+@_model_options
+def predict(images: tuple[str, ...], model: str, k: int, weights: str | None, pretrained: bool) -> None:
+    """Classify IMAGES (files or skimage:NAME) with MODEL and print the top-k classes."""
     from featviz.data.photos import load_image
 
-    adapter = featviz.load_model(model)
-    for path in images:
-        batch = load_image(path, adapter.input_size)[None]
+    adapter = _load(model, weights, pretrained)
+    classes = len(adapter.labels) if adapter.labels is not None else None
+    if k < 1 or (classes is not None and k > classes):
+        raise FeatvizError(f"--top {k}: expected 1 to {classes or 'the number of classes'}")
+    photos = [load_image(path, adapter.input_size) for path in images]  # all read before any output
+    for path, photo in zip(images, photos, strict=True):
+        batch = photo[None]
         click.echo(path)
         for idx, name, p in adapter.predict(batch, k=k)[0]:
             click.echo(f"  {idx:>4}  {name:<30} {p:.3f}")
@@ -236,10 +336,10 @@ def recipes() -> None:
 @click.option("--crop", type=click.IntRange(min=0), default=0, show_default=True, help="pixels cut from each tile side")
 @click.option("--columns", type=click.IntRange(min=1), help="tiles per row (default: about square)")
 @click.option("--device", default="auto", show_default=True)
-@click.option("--out", "-o", type=click.Path(dir_okay=False), help="grid PNG (default: MODEL_LAYER_atlas.png)")
-@click.option(
-    "--tiles", "tiles_dir", type=click.Path(file_okay=False), help="work folder (default: OUT's stem + _tiles)"
-)
+@click.option("--out", "-o", help="grid PNG (default: MODEL_LAYER_atlas.png)")
+@click.option("--overwrite", is_flag=True, help="replace OUT even when it holds another run")
+@click.option("--tiles", "tiles_dir", help="work folder (default: OUT's stem + _tiles)")
+@_model_options
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar")
 def atlas(
     model: str,
@@ -255,7 +355,10 @@ def atlas(
     columns: int | None,
     device: str,
     out: str | None,
+    overwrite: bool,
     tiles_dir: str | None,
+    weights: str | None,
+    pretrained: bool,
     quiet: bool,
 ) -> None:
     """Render the CHANNELS of LAYER, BATCH at a time, into a labelled grid.
@@ -265,10 +368,14 @@ def atlas(
     the missing tiles are rendered.
     """
     import featviz
+    from featviz.io.outputs import check_replace, check_writable
 
-    adapter = featviz.load_model(model)
-    target = Path(_png(out or f"{_slug(adapter.name)}_{_slug(layer)}_atlas"))
+    adapter = _load(model, weights, pretrained)
+    layer = adapter.layer_name(layer)
+    target = _image_target(out, adapter.name, layer, "atlas")
     work = Path(tiles_dir) if tiles_dir else target.with_name(f"{target.stem}_tiles")
+    check_writable(work / "tiles" / "atlas.json")
+    check_replace(target, {"kind": "atlas", "model": adapter.name, "layer": layer, "seed": seed}, overwrite)
     try:
         result = featviz.atlas(
             adapter,
@@ -287,7 +394,7 @@ def atlas(
         )
     except KeyboardInterrupt:
         done = len(list((work / "tiles").glob("*.json")))
-        click.echo(f"\ninterrupted: {done} finished tiles kept in {work}; run the same command to resume", err=True)
+        _say(f"interrupted: {done} finished tiles kept in {work}; run the same command to resume")
         sys.exit(130)
     path = featviz.save(result, target)[0]
     took = result.record["seconds"]
@@ -309,7 +416,9 @@ def atlas(
 @click.option("--size", type=int, help="resize the photo so that its longer side has this many pixels")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True)
-@click.option("--out", "-o", type=click.Path(dir_okay=False), help="PNG path (default: IMAGE_dream.png)")
+@click.option("--out", "-o", help="PNG path (default: IMAGE_dream.png)")
+@click.option("--overwrite", is_flag=True, help="replace OUT even when it holds another run")
+@_model_options
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar")
 def dream(
     image: str,
@@ -324,6 +433,9 @@ def dream(
     seed: int,
     device: str,
     out: str | None,
+    overwrite: bool,
+    weights: str | None,
+    pretrained: bool,
     quiet: bool,
 ) -> None:
     """DeepDream: amplify UNIT_OR_LAYER (blocks.4, blocks.3:12, logits:hen...) in the photo IMAGE.
@@ -332,10 +444,14 @@ def dream(
     (skimage:astronaut, skimage:chelsea, skimage:coffee, ...).
     """
     import featviz
+    from featviz.io.outputs import check_replace
 
+    adapter = _load(model, weights, pretrained)
+    target = _image_target(out, Path(image).stem if ":" not in image else image, "dream")
+    check_replace(target, {"kind": "dream", "model": adapter.name, "image": image, "unit": unit_or_layer}, overwrite)
     given = dict(octaves=octaves, octave_scale=octave_scale, steps=steps, lr=lr, jitter=jitter)
     result = featviz.dream(
-        featviz.load_model(model),
+        adapter,
         image,
         unit_or_layer,
         size=size,
@@ -344,7 +460,6 @@ def dream(
         progress=not quiet,
         **_given(given),
     )
-    target = _png(out or f"{_slug(Path(image).stem if ':' not in image else image)}_dream")
     path = featviz.save(result, target)[0]
     h, w = result.image.shape[-2:]
     click.echo(
@@ -367,9 +482,9 @@ def dream(
 @click.option("--fps", type=float, default=24.0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True)
-@click.option(
-    "--out", "-o", type=click.Path(dir_okay=False), default="zoom.mp4", show_default=True, help=".mp4 or .gif"
-)
+@click.option("--out", "-o", help=".mp4 or .gif (default: MODEL_UNIT_zoom.mp4, .gif without imageio-ffmpeg)")
+@click.option("--overwrite", is_flag=True, help="replace OUT even when it holds another run")
+@_model_options
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar")
 def zoom(
     model: str,
@@ -385,15 +500,24 @@ def zoom(
     fps: float,
     seed: int,
     device: str,
-    out: str,
+    out: str | None,
+    overwrite: bool,
+    weights: str | None,
+    pretrained: bool,
     quiet: bool,
 ) -> None:
     """Eternal zoom into UNIT: each frame magnifies the last one and optimizes a few steps."""
     import featviz
+    from featviz.io.outputs import check_replace, check_writable, default_name
+    from featviz.io.video import check_animation_path, has_video_writer
 
+    adapter = _load(model, weights, pretrained)
+    suffix = ".mp4" if has_video_writer() else ".gif"
+    target = check_writable(check_animation_path(out or default_name(adapter.name, unit, "zoom") + suffix))
+    check_replace(target, {"kind": "zoom", "model": adapter.name, "unit": unit, "seed": seed}, overwrite)
     given = dict(frames=frames, factor=factor, steps_per_frame=steps_per_frame, fade=fade, size=size)
     result = featviz.zoom(
-        featviz.load_model(model),
+        adapter,
         unit,
         first_steps=first_steps,
         recipe=recipe,
@@ -403,7 +527,7 @@ def zoom(
         progress=not quiet,
         **_given(given),
     )
-    path = featviz.save(result, out, fps=fps)[0]
+    path = featviz.save(result, target, fps=fps)[0]
     size_mb, took = path.stat().st_size / 1e6, result.record["seconds"]
     click.echo(f"wrote {path} ({len(result.frames)} frames, {size_mb:.2f} MB, {took:.1f} s)")
 

@@ -51,9 +51,16 @@ def diverse(
     >>> tuple(result.images.shape), result.record["objective"]
     ((2, 3, 64, 64), "channel('blocks.2', 5) + 10.0 * diversity('blocks.2')")
     """
+    adapter = load_model(model)
+    return render(adapter, diversity_objective(adapter, objective, n, weight, layer), batch=n, **kwargs)
+
+
+def diversity_objective(
+    adapter: ModelAdapter, objective: str | Objective, n: int, weight: float = DEFAULT_WEIGHT, layer: str | None = None
+) -> Objective:
+    """``objective`` plus ``weight`` times the diversity of a batch of ``n`` at ``layer``."""
     if n < 2:
         raise FeatvizError(f"a diversity set needs at least 2 images, got n={n}")
-    adapter = load_model(model)
     obj = parse_objective(objective, adapter) if isinstance(objective, str) else objective
     where = adapter.layer_name(layer) if layer is not None else diversity_layer(adapter, obj)
-    return render(adapter, obj + weight * diversity(where), batch=n, **kwargs)
+    return obj + weight * diversity(where)

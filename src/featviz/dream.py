@@ -30,6 +30,7 @@ from featviz.optvis.objectives import Objective
 from featviz.optvis.recipes import DREAM
 from featviz.optvis.record import make_record
 from featviz.optvis.render import render, score_images
+from featviz.optvis.spec import check_memory
 from featviz.optvis.units import parse_objective
 
 ImageLike = torch.Tensor | str | Path
@@ -68,17 +69,24 @@ def octave_sizes(height: int, width: int, octaves: int, scale: float, min_size: 
     return [s for s in sizes if min(s) >= min_size] or [(height, width)]
 
 
-def _photo(image: ImageLike, size: int | None) -> torch.Tensor:
+def _photo(image: ImageLike) -> torch.Tensor:
     photo = load_image(image) if isinstance(image, (str, Path)) else image.detach().float().cpu()
     if photo.dim() == 4 and photo.shape[0] == 1:
         photo = photo[0]
     if photo.dim() != 3 or photo.shape[0] != 3:
         raise ImageError(f"expected a photo [3, H, W] in [0, 1], got shape {tuple(photo.shape)}")
-    if size is not None and max(photo.shape[-2:]) != size:
-        h, w = photo.shape[-2:]
-        k = size / max(h, w)
-        photo = resize(photo, (max(1, round(h * k)), max(1, round(w * k))))
     return photo.clamp(0, 1)
+
+
+def _shape(photo: torch.Tensor, size: int | None) -> tuple[int, int]:
+    """The photo's size with its longer side at ``size`` pixels (its own size for ``None``)."""
+    h, w = (int(s) for s in photo.shape[-2:])
+    if size is None or max(h, w) == size:
+        return h, w
+    if size < 1:
+        raise FeatvizError(f"size must be positive, got {size}")
+    k = size / max(h, w)
+    return max(1, round(h * k)), max(1, round(w * k))
 
 
 def dream(
@@ -110,12 +118,15 @@ def dream(
     """
     start = time.perf_counter()
     adapter = load_model(model)
-    place(adapter, model, device)
+    dev = place(adapter, model, device)
     obj = parse_objective(unit_or_layer, adapter) if isinstance(unit_or_layer, str) else unit_or_layer
-    photo = _photo(image, size)
-    height, width = photo.shape[-2:]
-    sizes = octave_sizes(int(height), int(width), octaves, octave_scale, adapter.min_size)
+    photo = _photo(image)
+    height, width = _shape(photo, size)
+    sizes = octave_sizes(height, width, octaves, octave_scale, adapter.min_size)
     recipe = DREAM.replace(steps=steps, lr=lr, transforms=(("roll", {"pixels": int(jitter)}),))
+    adapter.check_size(height, width)
+    check_memory(adapter, recipe.build_transforms(), (height, width), 1, dev)  # before the photo is resized
+    photo = resize(photo, (height, width)).clamp(0, 1)
     before = float(score_images(adapter, obj, photo[None])[0])
     img, curves, records = photo[None], [], []
     for i, shape in enumerate(sizes):

@@ -66,3 +66,13 @@ def suggestion(word: str, choices: Iterable[str], n: int = 5) -> str:
     """A ' Did you mean ...?' clause, or '' when nothing is close."""
     hits = nearest(word, choices, n)
     return f" Did you mean: {', '.join(repr(h) for h in hits)}?" if hits else ""
+
+
+def shorten(text: object, limit: int = 80) -> str:
+    """``repr`` of ``text``, cut to about ``limit`` characters for messages.
+
+    >>> shorten("x" * 100, 10)
+    "'xxxxxxx...'"
+    """
+    s = str(text)
+    return repr(s if len(s) <= limit else s[: limit - 3] + "...")

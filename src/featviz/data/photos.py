@@ -79,6 +79,8 @@ def load_image(path: str | Path, size: int | Sequence[int] | None = None) -> tor
         photo = skimage_photo(path.split(":", 1)[1])
         return resize(photo, size) if size is not None else photo
     path = Path(path)
+    if path.is_dir():
+        raise ImageError(f"{path} is a folder: expected an image file")
     if not path.is_file():
         raise ImageError(f"image file not found: {path}")
     try:

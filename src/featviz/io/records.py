@@ -48,9 +48,9 @@ def _png(path: str | Path) -> Path:
 def save(result: Any, path: str | Path, **options: Any) -> list[Path]:
     """Write ``result`` to ``path`` with its record beside it; returns the files written.
 
-    A render writes ``path`` (one image) or ``stem_0.png``, ``stem_1.png``... (a batch; with
-    ``grid=True`` also a labelled grid at ``path``), each with a ``.json`` sidecar holding
-    the run record and the image's own final score. A dream writes its image; a zoom an
+    A render writes ``path`` (one image), or for a batch a labelled grid at ``path`` and each
+    image as ``stem_0.png``, ``stem_1.png``... (``grid=False``: no grid), each with a
+    ``.json`` sidecar holding the run record and the image's own final score. A dream writes its image; a zoom an
     animation (``.mp4`` / ``.gif``, ``fps=``); an atlas its grid.
     """
     kind = getattr(result, "record", {}).get("kind")
@@ -71,7 +71,7 @@ def save(result: Any, path: str | Path, **options: Any) -> list[Path]:
     raise FeatvizError(f"cannot save {type(result).__name__}: expected a featviz result with a run record")
 
 
-def _save_render(result: Any, path: Path, grid: bool = False, labels: list[str] | None = None) -> list[Path]:
+def _save_render(result: Any, path: Path, grid: bool = True, labels: list[str] | None = None) -> list[Path]:
     n = result.images.shape[0]
     written = []
     for i in range(n):
@@ -83,7 +83,9 @@ def _save_render(result: Any, path: Path, grid: bool = False, labels: list[str] 
     if grid and n > 1:
         from featviz.io.grid import make_grid
 
-        save_image(make_grid(result.images, labels or [str(i) for i in range(n)], columns=min(n, 8)), path)
+        units = result.record.get("unit")
+        names = labels or (units if isinstance(units, list) and len(units) == n else [str(i) for i in range(n)])
+        save_image(make_grid(result.images, [str(u) for u in names], columns=min(n, 8)), path)
         write_record(sidecar(path), result.record)
         written.insert(0, path)
     return written

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 
 from featviz.errors import FeatvizError, ImageError
+from featviz.io.files import atomic_write
 from featviz.io.images import to_uint8
 
 GIF_SUFFIXES = (".gif",)
@@ -37,12 +39,8 @@ def write_animation(
     """Write ``frames`` (images in [0, 1], ``[3, H, W]`` or batches ``[B, 3, H, W]``, all the
     same size) as an animation: ``.gif`` (``loop`` 0 repeats forever) or ``.mp4`` / ``.mov``
     / ``.mkv`` / ``.webm`` (H.264 or VP9 through ``imageio-ffmpeg``; ``quality`` 0-10)."""
-    path = Path(path)
+    path = check_animation_path(path)
     suffix = path.suffix.lower()
-    if suffix not in GIF_SUFFIXES + VIDEO_SUFFIXES:
-        raise FeatvizError(
-            f"cannot tell the format of {path}: expected a name ending in .gif, .mp4, .mov, .mkv or .webm"
-        )
     if not frames:
         raise ImageError("no frames to write")
     if fps <= 0:
@@ -55,9 +53,35 @@ def write_animation(
     if suffix in GIF_SUFFIXES:
         import imageio.v3 as iio
 
-        iio.imwrite(path, np.stack(arrays), extension=".gif", duration=1000.0 / fps, loop=loop)
-        return path
-    _write_video(arrays, path, fps, quality)
+        data = iio.imwrite("<bytes>", np.stack(arrays), extension=".gif", duration=1000.0 / fps, loop=loop)
+        return atomic_write(path, data)
+    # ffmpeg picks the container by suffix: a temporary name that keeps it, then a rename.
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        _write_video(arrays, tmp, fps, quality)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def has_video_writer() -> bool:
+    """Whether MP4 / WebM can be written (imageio-ffmpeg is installed)."""
+    import importlib.util
+
+    return importlib.util.find_spec("imageio_ffmpeg") is not None
+
+
+def check_animation_path(path: str | Path) -> Path:
+    """``path`` if an animation can be written there by its suffix, else an error saying why."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in GIF_SUFFIXES + VIDEO_SUFFIXES:
+        raise FeatvizError(
+            f"cannot tell the format of {path.name}: expected a name ending in .gif, .mp4, .mov, .mkv or .webm"
+        )
+    if suffix in VIDEO_SUFFIXES and not has_video_writer():
+        raise FeatvizError(f"writing {suffix} needs imageio-ffmpeg: pip install 'featviz[video]', or write a .gif")
     return path
 
 

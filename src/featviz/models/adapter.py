@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from featviz.errors import FeatvizError, RenderError, UnknownClassError, UnknownLayerError, suggestion
+from featviz.errors import FeatvizError, RenderError, UnknownClassError, UnknownLayerError, shorten, suggestion
 from featviz.models.labels import Labels
 
 #: Pseudo-layer names that are not modules: the model's output and the image itself.
@@ -126,9 +126,9 @@ class ModelAdapter:
         if layer in PSEUDO_LAYERS or (layer in self._modules and layer):
             return layer
         names = self.layers()
+        hint = suggestion(layer, names + list(PSEUDO_LAYERS)) if len(layer) <= 200 else ""
         raise UnknownLayerError(
-            f"unknown layer {layer!r} in {self.name} ({len(names)} layers; "
-            f"`featviz layers` lists them).{suggestion(layer, names + list(PSEUDO_LAYERS))}"
+            f"unknown layer {shorten(layer)} in {self.name} ({len(names)} layers; `featviz layers` lists them).{hint}"
         )
 
     def get_module(self, layer: str) -> nn.Module:
@@ -138,5 +138,5 @@ class ModelAdapter:
         if self.labels is None:
             if isinstance(key, int) or str(key).isdigit():
                 return int(key)
-            raise UnknownClassError(f"{self.name} has no class labels; give a class index, not {key!r}")
+            raise UnknownClassError(f"{self.name} has no class labels; give a class index, not {shorten(key)}")
         return self.labels.index(key)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from importlib import resources
 
-from featviz.errors import UnknownClassError, suggestion
+from featviz.errors import UnknownClassError, shorten, suggestion
 
 
 class Labels:
@@ -42,7 +42,8 @@ class Labels:
             return self.index(int(text))
         found = self._by_name.get(text.lower())
         if found is None:
-            raise UnknownClassError(f"unknown class {key!r} ({len(self)} classes).{suggestion(text, self.names)}")
+            hint = suggestion(text, self.names) if len(text) <= 200 else ""
+            raise UnknownClassError(f"unknown class {shorten(key)} ({len(self)} classes).{hint}")
         return found
 
     def search(self, query: str = "") -> list[tuple[int, str]]:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import importlib
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from featviz.errors import FeatvizError, UnknownModelError, suggestion
+from featviz.errors import FeatvizError, UnknownModelError, shorten, suggestion
 from featviz.models.adapter import ModelAdapter
 from featviz.models.labels import imagenet_labels
 
@@ -62,6 +63,10 @@ def _load_lite(name: str) -> ModelAdapter:
     )
 
 
+class RandomWeightsWarning(UserWarning):
+    """A named torchvision / timm model was built without trained weights."""
+
+
 def _load_torchvision(arch: str, **kwargs: Any) -> ModelAdapter:
     import torchvision
 
@@ -71,6 +76,12 @@ def _load_torchvision(arch: str, **kwargs: Any) -> ModelAdapter:
         names = torchvision.models.list_models()
         raise UnknownModelError(f"unknown torchvision model {arch!r}.{suggestion(arch, names)}") from err
     weights = kwargs.get("weights")
+    if weights is None:
+        warnings.warn(
+            f"torchvision:{arch} has random weights: pass weights='DEFAULT' (--weights DEFAULT) for trained ones",
+            RandomWeightsWarning,
+            stacklevel=3,
+        )
     labels = imagenet_labels()
     if weights is not None:
         meta = torchvision.models.get_model_weights(arch).verify(weights).meta
@@ -84,6 +95,12 @@ def _load_timm(arch: str, **kwargs: Any) -> ModelAdapter:
     if not timm.is_model(arch):
         raise UnknownModelError(f"unknown timm model {arch!r}.{suggestion(arch, timm.list_models())}")
     kwargs.setdefault("pretrained", False)
+    if not kwargs["pretrained"] and not kwargs.get("checkpoint_path"):
+        warnings.warn(
+            f"timm:{arch} has random weights: pass pretrained=True (--pretrained) for trained ones",
+            RandomWeightsWarning,
+            stacklevel=3,
+        )
     module = timm.create_model(arch, **kwargs)
     cfg: dict[str, Any] = dict(getattr(module, "pretrained_cfg", None) or {})
     size = cfg.get("input_size", (3, 224, 224))[-1]
@@ -161,14 +178,33 @@ def _load_by_name(name: str, **kwargs: Any) -> ModelAdapter:
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` picks CUDA when available, then Apple's MPS, then the CPU."""
-    if str(device) != "auto":
-        return torch.device(device)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    """``"auto"`` picks CUDA when available, then Apple's MPS, then the CPU; any other name
+    must be a device this machine has.
+
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    if str(device) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise FeatvizError(f"unknown device {shorten(device)}: expected auto, cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise FeatvizError(f"device {str(device)!r}: CUDA is not available on this machine; use cpu or auto")
+        if dev.index is not None and dev.index >= count:
+            raise FeatvizError(f"device {str(device)!r}: this machine has {count} CUDA device(s), 0..{count - 1}")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise FeatvizError("device 'mps': Apple's MPS is not available on this machine; use cpu or auto")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise FeatvizError(f"device {str(device)!r} is not supported: expected auto, cpu, cuda, cuda:N or mps")
+    return dev
 
 
 def place(adapter: ModelAdapter, requested: Any, device: str | torch.device = "auto") -> torch.device:

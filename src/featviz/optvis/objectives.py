@@ -35,17 +35,26 @@ _SUM, _PROD, _NEG, _ATOM = 1, 2, 3, 4
 class Objective:
     """A score per image, computed from activations. Immutable; combine with arithmetic."""
 
-    __slots__ = ("_fn", "layers", "name", "_prec")
+    __slots__ = ("_fn", "layers", "name", "_prec", "_chain")
     _fn: ScoreFn
     layers: tuple[str, ...]
     name: str
     _prec: int
+    _chain: tuple[tuple[str, Objective], ...]
 
-    def __init__(self, fn: ScoreFn, layers: Sequence[str] = (), name: str = "objective", _prec: int = _ATOM) -> None:
+    def __init__(
+        self,
+        fn: ScoreFn,
+        layers: Sequence[str] = (),
+        name: str = "objective",
+        _prec: int = _ATOM,
+        _chain: tuple[tuple[str, Objective], ...] = (),
+    ) -> None:
         object.__setattr__(self, "_fn", fn)
         object.__setattr__(self, "layers", tuple(dict.fromkeys(layers)))
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "_prec", _prec)
+        object.__setattr__(self, "_chain", _chain)
 
     def __setattr__(self, key: str, value: Any) -> None:
         raise AttributeError("objectives are immutable; combine them into new ones instead")
@@ -69,9 +78,7 @@ class Objective:
             return Objective(lambda acts: torch.tensor(number), (), f"{value!r}", _ATOM)
         raise TypeError(f"expected an Objective or a number, got {type(value).__name__}")
 
-    def _binary(
-        self, other: Operand, op: str, prec: int, fn: Callable[[Any, Any], Any], swap: bool = False
-    ) -> Objective:
+    def _binary(self, other: Operand, op: str, prec: int, swap: bool = False) -> Objective:
         try:
             a, b = self, self._wrap(other)
         except TypeError:
@@ -81,33 +88,37 @@ class Objective:
         # The right operand of - and / needs brackets at equal precedence: a - (b + c).
         right_prec = prec + 1 if op in "-/" else prec
         name = f"{a._text(prec)} {op} {b._text(right_prec)}"
-        return Objective(lambda acts: fn(a(acts), b(acts)), a.layers + b.layers, name, prec)
+        # A chain a + b - c + ... (or a * b / c ...) stays one flat node evaluated in a loop,
+        # so that a long expression does not nest one call per term.
+        head = a._chain if a._prec == prec and a._chain else (("", a),)
+        chain = (*head, (op, b))
+        return Objective(_fold(chain), a.layers + b.layers, name, prec, chain)
 
     def __add__(self, other: Operand) -> Objective:
-        return self._binary(other, "+", _SUM, lambda x, y: x + y)
+        return self._binary(other, "+", _SUM)
 
     def __radd__(self, other: Operand) -> Objective:
         if isinstance(other, (int, float)) and other == 0:  # makes sum([...]) read cleanly
             return self
-        return self._binary(other, "+", _SUM, lambda x, y: x + y, swap=True)
+        return self._binary(other, "+", _SUM, swap=True)
 
     def __sub__(self, other: Operand) -> Objective:
-        return self._binary(other, "-", _SUM, lambda x, y: x - y)
+        return self._binary(other, "-", _SUM)
 
     def __rsub__(self, other: Operand) -> Objective:
-        return self._binary(other, "-", _SUM, lambda x, y: x - y, swap=True)
+        return self._binary(other, "-", _SUM, swap=True)
 
     def __mul__(self, other: Operand) -> Objective:
-        return self._binary(other, "*", _PROD, lambda x, y: x * y)
+        return self._binary(other, "*", _PROD)
 
     def __rmul__(self, other: Operand) -> Objective:
-        return self._binary(other, "*", _PROD, lambda x, y: x * y, swap=True)
+        return self._binary(other, "*", _PROD, swap=True)
 
     def __truediv__(self, other: Operand) -> Objective:
-        return self._binary(other, "/", _PROD, lambda x, y: x / y)
+        return self._binary(other, "/", _PROD)
 
     def __rtruediv__(self, other: Operand) -> Objective:
-        return self._binary(other, "/", _PROD, lambda x, y: x / y, swap=True)
+        return self._binary(other, "/", _PROD, swap=True)
 
     def __neg__(self) -> Objective:
         inner = self
@@ -118,6 +129,26 @@ class Objective:
 
 
 # -- helpers -----------------------------------------------------------------------------------
+_OPS: dict[str, Callable[[Any, Any], Any]] = {
+    "+": lambda x, y: x + y,
+    "-": lambda x, y: x - y,
+    "*": lambda x, y: x * y,
+    "/": lambda x, y: x / y,
+}
+
+
+def _fold(chain: tuple[tuple[str, Objective], ...]) -> ScoreFn:
+    """Left to right over ``(op, objective)`` pairs: ``((a op1 b) op2 c) ...``."""
+
+    def fn(acts: Activations) -> torch.Tensor:
+        total = chain[0][1](acts)
+        for op, obj in chain[1:]:
+            total = _OPS[op](total, obj(acts))
+        return total
+
+    return fn
+
+
 def _args(*args: Any, **kwargs: Any) -> str:
     parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items() if v is not None]
     return ", ".join(parts)
@@ -184,21 +215,38 @@ def channel(layer: str, index: int, *, batch: int | None = None) -> Objective:
 
 
 def neuron(
-    layer: str, index: int, x: int | None = None, y: int | None = None, *, batch: int | None = None
+    layer: str,
+    index: int,
+    x: int | None = None,
+    y: int | None = None,
+    *,
+    grid: tuple[int, int] | None = None,
+    batch: int | None = None,
 ) -> Objective:
-    """Activation of one channel at one position (the centre when ``x``/``y`` are left out)."""
+    """Activation of one channel at one position (the centre when ``x``/``y`` are left out).
+
+    ``grid=(h, w)`` says which grid ``x, y`` refer to (the layer's at the model's input size,
+    what ``featviz layers`` prints); when the render feeds another size the position maps to
+    the same place of the image on that grid. Without it, ``x, y`` index the grid as it comes.
+    """
+    if grid is not None and x is not None and y is not None and not (0 <= x < grid[1] and 0 <= y < grid[0]):
+        raise UnitError(f"position x={x}, y={y} outside the {grid[1]}x{grid[0]} grid of {layer!r}")
 
     def fn(acts: Activations) -> torch.Tensor:
-        grid = as_grid(acts, layer)
-        _check_channel(grid, layer, index)
-        h, w = grid.shape[-2:]
+        act = as_grid(acts, layer)
+        _check_channel(act, layer, index)
+        h, w = act.shape[-2:]
         px, py = w // 2 if x is None else x, h // 2 if y is None else y
+        if grid is not None and x is not None and y is not None and (h, w) != tuple(grid):
+            px = min(w - 1, int((x + 0.5) * w / grid[1]))
+            py = min(h - 1, int((y + 0.5) * h / grid[0]))
         if not (0 <= px < w and 0 <= py < h):
             raise UnitError(f"position x={px}, y={py} outside the {w}x{h} grid of {layer!r}")
-        return grid[:, index, py, px]
+        return act[:, index, py, px]
 
     position = (x, y) if x is not None or y is not None else ()
-    return _make(fn, [layer], f"neuron({_args(layer, index, *position, batch=batch)})", batch)
+    extra = {"grid": tuple(grid) if grid is not None and position else None, "batch": batch}
+    return _make(fn, [layer], f"neuron({_args(layer, index, *position, **extra)})", batch)
 
 
 def layer(name: str, *, batch: int | None = None) -> Objective:

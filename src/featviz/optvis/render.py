@@ -216,9 +216,9 @@ def _loop(plan: Plan, callbacks: list[Callback], progress: bool) -> tuple[torch.
     history: list[torch.Tensor] = []
     interrupted = False
     bar = tqdm(total=steps, disable=not progress, desc=adapter.name, leave=False)
-    with fast_inference(adapter, keep=obj.layers), capture(adapter, obj.layers) as cap, ExitStack() as stack:
-        redirect = stack.enter_context(redirect_relus(adapter.module)) if redirect_steps > 0 else None
-        try:
+    try:
+        with fast_inference(adapter, keep=obj.layers), capture(adapter, obj.layers) as cap, ExitStack() as stack:
+            redirect = stack.enter_context(redirect_relus(adapter.module)) if redirect_steps > 0 else None
             for step in range(steps):
                 if redirect is not None and step == redirect_steps:
                     redirect.remove()
@@ -236,11 +236,13 @@ def _loop(plan: Plan, callbacks: list[Callback], progress: bool) -> tuple[torch.
                     cb(StepState(step, steps, param, history[-1]))
                 if (step + 1) % _NAN_CHECK_EVERY == 0 or step == steps - 1:
                     _check_finite(history, step)
-                    bar.set_postfix(score=f"{history[-1].mean().item():.3f}")
+                    # The score the loop sees: through the transforms (crops, jitter...), not the final one.
+                    bar.set_postfix_str(f"score on transformed copies {history[-1].mean().item():.3f}")
                     bar.update(step + 1 - bar.n)
-        except KeyboardInterrupt:
-            interrupted = True
-    bar.close()
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()  # before any message, so that it prints on its own line
     if not history:
         return torch.zeros(0, param.batch), interrupted
     return torch.stack(history).float().cpu(), interrupted

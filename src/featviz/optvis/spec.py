@@ -176,6 +176,8 @@ def resolve(
     rec = rec.replace(size=shape[0] if shape[0] == shape[1] else shape)
     photo, init_desc = _init(init, needs)
     rec, tfm = _fold_transforms(rec, transforms, needs)
+    dev = place(adapter, model, device)
+    check_memory(adapter, tfm, shape, batch, dev)
     if optimizer is not None and not isinstance(optimizer, str):
         rec = rec.replace(optimizer=CUSTOM + getattr(optimizer, "__qualname__", type(optimizer).__name__))
         needs.append("optimizer")
@@ -200,7 +202,6 @@ def resolve(
         callbacks=described,
         needs=tuple(needs),
     )
-    dev = place(adapter, model, device)
     spec = dataclasses.replace(spec, device=str(dev), recipe=_renamed(rec, get_recipe(recipe)))
     return _build(spec, adapter, obj, param, tfm, optimizer, photo, cbs, dev)
 
@@ -293,9 +294,37 @@ def _renamed(rec: Recipe, base: Recipe) -> Recipe:
     return rec.replace(description=f"{base.name} with {', '.join(changed)} changed")
 
 
+def check_memory(
+    adapter: ModelAdapter, transforms: Transform, shape: tuple[int, int], batch: int, device: torch.device
+) -> None:
+    """Refuse a render whose estimated memory exceeds what ``device`` has free, naming the
+    estimate and the largest square size that fits (:mod:`featviz.models.memory`)."""
+    from featviz.models.memory import available_bytes, gib, render_bytes
+
+    def need(h: int, w: int) -> float:
+        model_input = (adapter.input_size,) * 2 if adapter.fixed_size else transforms.output_size(h, w)
+        return render_bytes(adapter, (h, w), model_input, batch, transforms.copies)
+
+    have = available_bytes(device)
+    if need(*shape) <= 0.9 * have:
+        return
+    lo, hi = adapter.min_size - 1, max(shape)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if need(mid, mid) <= 0.9 * have else (lo, mid - 1)
+    fits = f"the largest size that fits is about {lo} px" if lo >= adapter.min_size else "no size fits"
+    images = f"{batch} image{'s' * (batch > 1)}"
+    raise FeatvizError(
+        f"a {shape[0]}x{shape[1]} render of {images} needs about {gib(need(*shape))} (estimated), more than "
+        f"the {gib(have)} free on {device}: {fits}"
+    )
+
+
 def _check_recipe(rec: Recipe) -> None:
     if rec.steps < 1:
         raise FeatvizError(f"steps must be at least 1, got {rec.steps}")
+    if not rec.lr > 0:
+        raise FeatvizError(f"the learning rate must be positive, got {rec.lr}")
     if not rec.optimizer.startswith(CUSTOM) and rec.optimizer not in OPTIMIZERS:
         raise FeatvizError(
             f"unknown optimizer {rec.optimizer!r}: expected one of {', '.join(OPTIMIZERS)} or a callable"

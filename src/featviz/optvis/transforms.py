@@ -36,6 +36,10 @@ class Transform(nn.Module):
     def forward(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         raise NotImplementedError  # pragma: no cover
 
+    def output_size(self, h: int, w: int) -> tuple[int, int]:
+        """The size of what this transform makes of an ``h`` x ``w`` image."""
+        return h, w
+
     def settings(self) -> dict[str, Any]:
         """The arguments that build this transform again (``TRANSFORMS[name](**settings)``)."""
         raise NotImplementedError  # pragma: no cover
@@ -74,6 +78,11 @@ class Compose(Transform):
 
     def specs(self) -> list[TransformSpec]:
         return [spec for t in self.transforms for spec in t.specs()]  # type: ignore[operator]
+
+    def output_size(self, h: int, w: int) -> tuple[int, int]:
+        for t in self.transforms:
+            h, w = t.output_size(h, w)  # type: ignore[operator]
+        return h, w
 
 
 class Geometric(Transform):
@@ -125,6 +134,9 @@ class Pad(Geometric):
         self.padding = {"constant": "constant", "reflect": "reflection", "replicate": "border"}[mode]
 
     name = "pad"
+
+    def output_size(self, h: int, w: int) -> tuple[int, int]:
+        return h + 2 * self.pixels, w + 2 * self.pixels
 
     def settings(self) -> dict[str, Any]:
         return {"pixels": self.pixels, "mode": self.mode, "value": self.value}
@@ -383,6 +395,9 @@ class Resize(Transform):
     """Resample to a fixed ``size`` (the model's input size, say)."""
 
     name = "resize"
+
+    def output_size(self, h: int, w: int) -> tuple[int, int]:
+        return self.size, self.size
 
     def __init__(self, size: int) -> None:
         super().__init__()

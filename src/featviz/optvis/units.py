@@ -8,8 +8,12 @@
 ``probs:hen``               class probability (softmax)
 ==========================  ===========================================================
 
-Units combine into expressions with spaced operators and numbers:
-``"blocks.5:51 + blocks.5:12"``, ``"logits:hen - logits:cock"``, ``"2 * blocks.5:3"``.
+Units combine into expressions with numbers, ``+ - * /``, unary minus and parentheses,
+with Python's precedence and spacing as you like: ``"blocks.5:51 + blocks.5:12"``,
+``"logits:hen-logits:cock"``, ``"2 * (blocks.5:3 - 0.5 * blocks.5:4)"``. Class names keep
+their spaces and hyphens (``logits:sports car``, ``logits:black-and-tan coonhound``); a
+hyphen inside a class name is a minus only when a space, a digit, ``(`` or another unit
+(``logits:``, ``probs:``) stands beside it.
 """
 
 from __future__ import annotations
@@ -19,11 +23,15 @@ import re
 from typing import Any
 
 from featviz.errors import UnitError
+from featviz.errors import shorten as _short
 from featviz.models.adapter import LOGITS, ModelAdapter
 from featviz.optvis import objectives as obj
 
-_OPERATOR = re.compile(r"\s+([+\-*/])\s+")
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+_NUMBER = re.compile(r"(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+_UNIT_CHAR = re.compile(r"[^\s+\-*/()]")
+_PREC = {"+": 1, "-": 1, "*": 2, "/": 2, "neg": 3, "pos": 3}
+MAX_LENGTH = 10_000  # characters in one expression
+MAX_DEPTH = 100  # nested parentheses and unary signs
 
 
 def parse_unit(text: str, adapter: ModelAdapter | None = None, *, batch: int | None = None) -> obj.Objective:
@@ -40,20 +48,22 @@ def parse_unit(text: str, adapter: ModelAdapter | None = None, *, batch: int | N
     layer, sep, rest = text.partition(":")
     if layer in (LOGITS, "probs"):
         if not sep or not rest.strip():
-            raise UnitError(f"{text!r}: expected {layer}:CLASS with a class name or index, e.g. {layer}:hen")
+            raise UnitError(f"{_short(text)}: expected {layer}:CLASS with a class name or index, e.g. {layer}:hen")
         cls: int | str = int(rest) if rest.strip().isdigit() else rest.strip()
         if adapter is not None:
             adapter.class_index(cls)
         return (obj.class_logit if layer == LOGITS else obj.class_probability)(cls, batch=batch)
+    if not layer:
+        raise UnitError(f"{_short(text)} has no layer before ':': expected LAYER:CHANNEL or logits:CLASS")
     if adapter is not None:
-        layer = adapter.layer_name(layer)
+        layer = _layer(adapter, layer)
     if not sep:
         return obj.layer(layer, batch=batch)
     chan_text, at, pos = rest.partition("@")
     try:
         chan = int(chan_text)
     except ValueError:
-        raise UnitError(f"{text!r}: expected an integer channel after ':', got {chan_text!r}") from None
+        raise UnitError(f"{_short(text)}: expected an integer channel after ':', got {_short(chan_text)}") from None
     if not at:
         return obj.channel(layer, chan, batch=batch)
     if not pos.strip():
@@ -61,44 +71,201 @@ def parse_unit(text: str, adapter: ModelAdapter | None = None, *, batch: int | N
     try:
         x, y = (int(v) for v in pos.split(","))
     except ValueError:
-        raise UnitError(f"{text!r}: expected a position X,Y after '@', got {pos!r}") from None
-    return obj.neuron(layer, chan, x, y, batch=batch)
+        raise UnitError(f"{_short(text)}: expected a position X,Y after '@', got {_short(pos)}") from None
+    grid = _grid(adapter, layer) if adapter is not None else None
+    return obj.neuron(layer, chan, x, y, grid=grid, batch=batch)
+
+
+def _layer(adapter: ModelAdapter, name: str) -> str:
+    """The layer's name, or an error that also says when the name is a class."""
+    from featviz.errors import UnknownLayerError
+
+    try:
+        return adapter.layer_name(name)
+    except UnknownLayerError as err:
+        if adapter.labels is not None and name.lower() in (n.lower() for n in adapter.labels.names):
+            raise UnknownLayerError(f"{err} '{name}' is a class: did you mean {LOGITS}:{name}?") from None
+        raise
+
+
+def _grid(adapter: ModelAdapter, layer: str) -> tuple[int, int]:
+    """The layer's grid at the model's input size: what ``featviz layers`` shows."""
+    from featviz.models.layers import output_shape
+
+    cache = adapter.__dict__.setdefault("_grids", {})
+    if layer not in cache:
+        shape = output_shape(adapter, layer, adapter.input_size)
+        if len(shape) == 3:
+            cache[layer] = (shape[1], shape[2])
+        elif len(shape) == 2:  # tokens: the square grid they are laid out on (prefix tokens dropped)
+            side = int((shape[0] - (adapter.prefix_tokens or 0)) ** 0.5)
+            cache[layer] = (side, side)
+        else:
+            raise UnitError(f"{layer!r} has no spatial grid (output shape {shape}): a neuron needs one")
+    return cache[layer]  # type: ignore[no-any-return]
 
 
 def parse_objective(expr: str, adapter: ModelAdapter | None = None, *, batch: int | None = None) -> obj.Objective:
-    """A unit expression: units and numbers joined by spaced ``+ - * /`` (usual precedence).
+    """A unit expression: units and numbers with ``+ - * /``, unary minus and parentheses.
+
+    Parsed without recursion (a long expression is no problem); an error names the column.
 
     >>> parse_objective("logits:hen - 0.5 * logits:cock")
     class_logit('hen') - 0.5 * class_logit('cock')
+    >>> parse_objective("-(blocks.5:1+blocks.5:2)/2")
+    -(channel('blocks.5', 1) + channel('blocks.5', 2)) / 2.0
     """
-    parts = _OPERATOR.split(expr.strip())
-    terms, ops = parts[0::2], parts[1::2]
-    values = [_term(t, adapter, batch) for t in terms]
-    # Products first, then sums, left to right.
-    sums: list[obj.Objective | float] = [values[0]]
-    sum_ops: list[str] = []
-    for op, value in zip(ops, values[1:], strict=False):
-        if op in "*/":
-            left = sums[-1]
-            sums[-1] = left * value if op == "*" else left / value  # type: ignore[operator]
+    if not isinstance(expr, str):
+        raise UnitError(f"expected a unit expression (a string), got {type(expr).__name__}")
+    if len(expr) > MAX_LENGTH:
+        raise UnitError(f"the expression {_short(expr)} has {len(expr)} characters: at most {MAX_LENGTH}")
+    values: list[tuple[obj.Objective | float, int]] = []  # value, column of its first character
+    ops: list[tuple[str, int]] = []  # operator or "(", column
+    expect_operand, depth = True, 0
+    for kind, text, col in _tokens(expr):
+        if expect_operand:
+            if kind == "number":
+                values.append((float(text), col))
+            elif kind == "unit":
+                values.append((_unit(text, col, adapter, batch), col))
+            elif kind == "op" and text in "+-":
+                ops.append(("neg" if text == "-" else "pos", col))
+                depth += 1
+            elif kind == "(":
+                ops.append(("(", col))
+                depth += 1
+            else:
+                raise UnitError(
+                    f"expected a unit, a number or '(' at column {col}, got {_short(text)} in {_short(expr)}"
+                )
+            if depth > MAX_DEPTH:
+                raise UnitError(f"{_short(expr)} nests more than {MAX_DEPTH} parentheses and signs deep")
+            expect_operand = kind in ("op", "(")
+            continue
+        if kind == "op":
+            while ops and ops[-1][0] != "(" and _PREC[ops[-1][0]] >= _PREC[text]:
+                depth -= _apply(ops.pop(), values, expr)
+            ops.append((text, col))
+            expect_operand = True
+        elif kind == ")":
+            while ops and ops[-1][0] != "(":
+                depth -= _apply(ops.pop(), values, expr)
+            if not ops:
+                raise UnitError(f"unmatched ')' at column {col} in {_short(expr)}")
+            ops.pop()
+            depth -= 1
         else:
-            sums.append(value)
-            sum_ops.append(op)
-    result = sums[0]
-    for op, value in zip(sum_ops, sums[1:], strict=False):
-        result = result + value if op == "+" else result - value  # type: ignore[operator]
+            raise UnitError(f"expected an operator or ')' at column {col}, got {_short(text)} in {_short(expr)}")
+    if expect_operand:
+        if not ops:
+            raise UnitError("empty unit: expected LAYER, LAYER:CHANNEL, LAYER:CHANNEL@X,Y or logits:CLASS")
+        op, col = ops[-1]
+        shown = {"neg": "-", "pos": "+"}.get(op, op)
+        raise UnitError(f"expected a unit or number after {shown!r} at column {col} in {_short(expr)}")
+    while ops:
+        if ops[-1][0] == "(":
+            raise UnitError(f"'(' at column {ops[-1][1]} is never closed in {_short(expr)}")
+        _apply(ops.pop(), values, expr)
+    result = values[0][0]
     if not isinstance(result, obj.Objective):
-        raise UnitError(f"{expr!r} has no unit in it: expected at least one LAYER[:CHANNEL] or logits:CLASS")
+        raise UnitError(f"{_short(expr)} has no unit in it: expected at least one LAYER[:CHANNEL] or logits:CLASS")
     return result
 
 
-def _term(text: str, adapter: ModelAdapter | None, batch: int | None) -> obj.Objective | float:
-    text = text.strip()
-    if _NUMBER.match(text):
-        return float(text)
-    if text.startswith("-"):
-        return -parse_unit(text[1:], adapter, batch=batch)
-    return parse_unit(text, adapter, batch=batch)
+def _apply(op: tuple[str, int], values: list[tuple[obj.Objective | float, int]], expr: str) -> int:
+    """Apply ``op`` to the value stack; returns how much it nested (1 for a unary sign)."""
+    name, col = op
+    if name in ("neg", "pos"):
+        value, vcol = values.pop()
+        values.append((-value if name == "neg" else value, col))
+        return 1
+    (b, _), (a, acol) = values.pop(), values.pop()
+    if name == "/" and isinstance(b, float) and b == 0:
+        raise UnitError(f"division by zero at column {col} in {_short(expr)}")
+    result = {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b, "/": lambda: a / b}[name]()
+    values.append((result, acol))
+    return 0
+
+
+def _tokens(expr: str) -> Any:
+    """(kind, text, 1-based column) for numbers, units, operators and parentheses."""
+    i, n = 0, len(expr)
+    while i < n:
+        c = expr[i]
+        if c.isspace():
+            i += 1
+            continue
+        if c in "()":
+            yield c, c, i + 1
+            i += 1
+            continue
+        if c in "+-*/":
+            yield "op", c, i + 1
+            i += 1
+            continue
+        number = _NUMBER.match(expr, i)
+        if number and not (number.end() < n and (expr[number.end()] in ":.@_" or expr[number.end()].isalpha())):
+            yield "number", number.group(), i + 1
+            i = number.end()
+            continue
+        end = _unit_end(expr, i)
+        if end == i:
+            raise UnitError(f"unexpected {c!r} at column {i + 1} in {_short(expr)}")
+        yield "unit", expr[i:end].rstrip(), i + 1
+        i = end
+
+
+def _unit_end(expr: str, start: int) -> int:
+    """Where the unit starting at ``start`` ends. A class name (after ``logits:`` / ``probs:``)
+    may hold spaces and hyphens; a hyphen is a minus next to a space, a digit, ``(`` or a unit."""
+    i, n = start, len(expr)
+    while i < n and _UNIT_CHAR.match(expr[i]) and expr[i] != ":":
+        i += 1
+    if i >= n or expr[i] != ":":
+        return i
+    if expr[start:i] not in (LOGITS, "probs"):
+        i += 1
+        while i < n and _UNIT_CHAR.match(expr[i]):
+            i += 1
+        return i
+    i += 1
+    while i < n:
+        c = expr[i]
+        if c in "()+*/":
+            break
+        if c == "-" and _minus(expr, i):
+            break
+        if c.isspace() and _operator_follows(expr, i):
+            break
+        i += 1
+    return i
+
+
+def _minus(expr: str, i: int) -> bool:
+    after = expr[i + 1 : i + 8]
+    return (
+        (i > 0 and expr[i - 1].isspace())
+        or after[:1].isspace()
+        or after[:1].isdigit()
+        or after[:1] in ("(", ".", "")
+        or after.startswith((f"{LOGITS}:", "probs:"))
+    )
+
+
+def _operator_follows(expr: str, i: int) -> bool:
+    j = i
+    while j < len(expr) and expr[j].isspace():
+        j += 1
+    return j >= len(expr) or expr[j] in "+-*/()"
+
+
+def _unit(text: str, col: int, adapter: ModelAdapter | None, batch: int | None) -> obj.Objective:
+    try:
+        return parse_unit(text, adapter, batch=batch)
+    except UnitError as err:
+        raise type(err)(f"{err} (column {col})") from None
+    except (KeyError, ValueError) as err:  # unknown layer / class, which carry their own message
+        raise type(err)(f"{err} (column {col})") from None
 
 
 # The constructors an objective's repr may call, with the arguments a repr writes.
@@ -161,7 +328,3 @@ def _evaluate(node: ast.AST, text: str) -> Any:
         f"cannot read {ast.unparse(node)!r} in the objective {_short(text)}: expected calls of "
         f"{', '.join(_CONSTRUCTORS)} with literal arguments, numbers and + - * /"
     )
-
-
-def _short(text: str, limit: int = 80) -> str:
-    return repr(text if len(text) <= limit else text[: limit - 3] + "...")

@@ -1,0 +1,138 @@
+"""Bad input, tried as a new user would: each is one line and exit status 2, before any step."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import featviz
+from featviz.cli import main
+
+LONG_UNIT = "blocks.5:" + "7" * 10_000
+SUM_500 = " + ".join(["blocks.2:1"] * 500)
+
+
+@pytest.fixture
+def no_steps(monkeypatch):
+    """Fail the test if the render loop is entered: checks must come before the work."""
+    import featviz.optvis.render as render_module
+
+    def loop(*args, **kwargs):
+        raise AssertionError("the render loop ran")
+
+    monkeypatch.setattr(render_module, "_loop", loop)
+
+
+def _existing(tmp_path):
+    """An image of another run, with its record."""
+    taken = tmp_path / "taken.png"
+    featviz.save(featviz.RenderResult(torch.rand(1, 3, 8, 8), torch.zeros(1, 1), torch.zeros(1), _RECORD), taken)
+    return str(taken)
+
+
+_RECORD = {"kind": "render", "model": "efficientnet_lite0", "unit": "blocks.2:3", "seed": 0}
+
+
+CASES = {
+    "unwritable out": (["render", "blocks.5:51", "-o", "/proc/x.png"], "cannot write /proc/x.png"),
+    "unknown image suffix": (["render", "blocks.5:51", "-o", "{tmp}/out.xyz"], "cannot write an image named out.xyz"),
+    "animation suffix": (["render", "blocks.5:51", "-o", "{tmp}/a.png", "--animate", "{tmp}/x.avi"], "x.avi"),
+    "unwritable animation": (["render", "blocks.5:51", "-o", "{tmp}/a.png", "--animate", "/proc/x.gif"], "/proc"),
+    "dream unwritable": (["dream", "skimage:coffee", "blocks.4", "-o", "/proc/x.png"], "cannot write"),
+    "zoom unwritable": (["zoom", "efficientnet_lite0", "blocks.4:1", "-o", "/proc/x.gif"], "cannot write"),
+    "zoom unknown suffix": (["zoom", "efficientnet_lite0", "blocks.4:1", "-o", "{tmp}/z.avi"], ".gif, .mp4"),
+    "atlas unwritable": (["atlas", "efficientnet_lite0", "blocks.1", "-o", "/proc/a.png"], "cannot write"),
+    "existing output": (["render", "blocks.5:51", "-o", "{taken}"], "--overwrite"),
+    "size too large": (["render", "efficientnet_lite0", "logits:hen", "--size", "100000"], "largest size that fits"),
+    "dream size too large": (["dream", "skimage:coffee", "blocks.4", "--size", "100000"], "largest size that fits"),
+    "size zero": (["render", "logits:hen", "--size", "0"], "too small"),
+    "neuron outside the grid": (["render", "blocks.5:51@7,3", "-o", "{tmp}/n.png"], "outside the 7x7 grid"),
+    "unclosed parenthesis": (["render", "(logits:hen", "-o", "{tmp}/e.png"], "never closed"),
+    "trailing operator": (["render", "logits:hen +", "-o", "{tmp}/e.png"], "after '+' at column 12"),
+    "layer that is a class": (["render", "hen+logits:cock", "-o", "{tmp}/e.png"], "did you mean logits:hen"),
+    "no layer before colon": (["render", ":3", "-o", "{tmp}/e.png"], "no layer before ':'"),
+    "very long unit": (["render", LONG_UNIT, "-o", "{tmp}/e.png"], "..."),
+    "negative learning rate": (["render", "logits:hen", "--lr", "-1", "-o", "{tmp}/e.png"], "must be positive"),
+    "unknown device": (["render", "logits:hen", "--device", "banana", "-o", "{tmp}/e.png"], "unknown device"),
+    "top too large": (["predict", "skimage:coffee", "--top", "5000"], "--top 5000"),
+    "folder as image": (["predict", "{tmp}"], "is a folder"),
+    "folder as init": (["render", "logits:hen", "--init", "{tmp}", "-o", "{tmp}/e.png"], "is a folder"),
+    "folder as dream photo": (["dream", "{tmp}", "blocks.4", "-o", "{tmp}/d.png"], "is a folder"),
+    "weights for the embedded model": (["render", "logits:hen", "--weights", "DEFAULT"], "torchvision:NAME"),
+}
+if not torch.cuda.is_available():
+    CASES["cuda without CUDA"] = (["render", "logits:hen", "--device", "cuda", "-o", "{tmp}/e.png"], "not available")
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_bad_input_is_one_line_before_any_step(name, tmp_path, no_steps):
+    args, expected = CASES[name]
+    taken = _existing(tmp_path) if any("{taken}" in a for a in args) else ""
+    args = [a.replace("{tmp}", str(tmp_path)).replace("{taken}", taken) for a in args]
+    result = CliRunner().invoke(main, args)
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2, result.output
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.output, result.output
+    assert expected in lines[0] and len(lines[0]) < 600, lines[0]
+
+
+def test_video_without_its_writer_is_refused_before_the_work(tmp_path, no_steps, monkeypatch):
+    import featviz.io.video as video
+
+    monkeypatch.setattr(video, "has_video_writer", lambda: False)
+    for args in (
+        ["render", "blocks.5:51", "-o", f"{tmp_path}/a.png", "--animate", f"{tmp_path}/a.mp4"],
+        ["zoom", "efficientnet_lite0", "blocks.4:1", "-o", f"{tmp_path}/z.mp4"],
+    ):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2 and "imageio-ffmpeg" in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1
+
+
+def test_default_name_is_a_file_name_and_reruns_replace_their_own_output(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["render", "efficientnet_lite0", "blocks.5:51", "--size", "64", "--steps", "4", "-q"]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    png = tmp_path / "efficientnet_lite0_blocks_5_51.png"
+    assert featviz.load_image(png).shape == (3, 64, 64)
+    assert json.loads(png.with_suffix(".json").read_text())["unit"] == "blocks.5:51"
+    again = CliRunner().invoke(main, args)  # the same command again: its own output, replaced
+    assert again.exit_code == 0, again.output
+    other = CliRunner().invoke(main, [*args[:-1], "--seed", "1", "-o", str(png)])
+    assert other.exit_code == 2 and "--overwrite" in other.output
+    forced = CliRunner().invoke(main, [*args, "--seed", "1", "-o", str(png), "--overwrite"])
+    assert forced.exit_code == 0, forced.output
+
+
+def test_unit_with_a_leading_minus_and_long_sums_need_no_tricks(tmp_path):
+    result = CliRunner().invoke(
+        main, ["render", "-blocks.2:1", "--size", "48", "--steps", "2", "-q", "-o", f"{tmp_path}/m"]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "m.json").read_text())["objective"] == "-channel('blocks.2', 1)"
+    obj = featviz.parse_objective(SUM_500)
+    assert len(obj.layers) == 1 and repr(obj).count("+") == 499
+
+
+def test_huge_size_fails_fast_with_little_memory():
+    code = (
+        "import resource, sys, time; t = time.time()\n"
+        "from click.testing import CliRunner\nfrom featviz.cli import main\n"
+        "r = CliRunner().invoke(main, ['render', 'efficientnet_lite0', 'logits:hen', '--size', '100000'])\n"
+        "print(r.exit_code, round(time.time() - t, 2), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        "print(r.output)"
+    )
+    start = time.monotonic()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    wall = time.monotonic() - start
+    code_, seconds, peak_kib = out.stdout.split("\n")[0].split()
+    assert code_ == "2" and "largest size that fits is about" in out.stdout, out.stdout + out.stderr
+    assert float(seconds) < 5, (seconds, wall)  # from the command's start, imports included
+    assert int(peak_kib) < 1.5 * 2**20, peak_kib  # KiB: under 1.5 GiB
