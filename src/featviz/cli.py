@@ -532,5 +532,152 @@ def zoom(
     click.echo(f"wrote {path} ({len(result.frames)} frames, {size_mb:.2f} MB, {took:.1f} s)")
 
 
+@main.command()
+@click.argument("model", default=DEFAULT_MODEL)
+@click.argument("layers")
+@click.option("--data", default="shipped", show_default=True, help="shipped, a folder of images or a list file")
+@click.option("-k", "k", type=int, default=9, show_default=True, help="examples per channel and list")
+@click.option("--size", type=int, help="image size (the model's input size when left out)")
+@click.option("--batch", type=int, default=32, show_default=True)
+@click.option("--workers", type=int, default=2, show_default=True, help="DataLoader workers that decode images")
+@click.option("--limit", type=int, help="only the first N images of the source")
+@click.option("--out", "-o", help="folder for examples.json and the patches (default: MODEL_LAYERS_examples)")
+@click.option("--device", default="auto", show_default=True)
+@_model_options
+@click.option("--quiet", "-q", is_flag=True, help="no progress bar")
+def examples(
+    model: str,
+    layers: str,
+    data: str,
+    k: int,
+    size: int | None,
+    batch: int,
+    workers: int,
+    limit: int | None,
+    out: str | None,
+    device: str,
+    weights: str | None,
+    pretrained: bool,
+    quiet: bool,
+) -> None:
+    """Dataset examples of every channel of LAYERS (comma-separated): the top and bottom
+    images by the channel's spatial maximum (and the top by its mean), with patches."""
+    from featviz.examples import examples as find
+    from featviz.io.examples import write_examples
+    from featviz.io.outputs import check_writable, default_name
+
+    adapter = _load(model, weights, pretrained)
+    names = [adapter.layer_name(n.strip()) for n in layers.split(",") if n.strip()]
+    folder = Path(out or default_name(adapter.name, *names, "examples"))
+    check_writable(folder / "examples.json")
+    result = find(
+        adapter,
+        names,
+        data=data,
+        k=k,
+        size=size,
+        batch=batch,
+        workers=workers,
+        limit=limit,
+        device=device,
+        progress=not quiet,
+    )
+    files = write_examples(result, folder)
+    click.echo(
+        f"wrote {len(files)} files to {folder} ({len(result.items) - len(result.skipped)} images, "
+        f"{len(result.skipped)} skipped, {result.images_per_second:.1f} images/s)"
+    )
+
+
+@main.group()
+def microscope() -> None:
+    """Build a browsable Microscope of a model."""
+
+
+@microscope.command("build")
+@click.argument("model", default=DEFAULT_MODEL)
+@click.option("--out", "-o", required=True, help="the folder (resumable: run the same command again)")
+@click.option("--layers", help="comma-separated layers (default: an early, a middle and a late stage)")
+@click.option("--all", "all_layers", is_flag=True, help="every top-level numbered stage of the model")
+@click.option("--units-per-layer", type=int, default=32, show_default=True, help="channels 0..N-1 of each layer")
+@click.option("--data", default="shipped", show_default=True, help="images for the dataset examples")
+@click.option("--examples-limit", type=int, help="only the first N images of the data")
+@click.option("--size", type=int, default=128, show_default=True)
+@click.option("--steps", type=int, help="steps per render (the microscope recipe's 96 when left out)")
+@click.option("-k", "k", type=int, default=9, show_default=True, help="dataset examples per list")
+@click.option("--batch", type=int, default=8, show_default=True, help="units per render")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@_model_options
+@click.option("--quiet", "-q", is_flag=True, help="no progress bars")
+def microscope_build(
+    model: str,
+    out: str,
+    layers: str | None,
+    all_layers: bool,
+    units_per_layer: int,
+    data: str,
+    examples_limit: int | None,
+    size: int,
+    steps: int | None,
+    k: int,
+    batch: int,
+    seed: int,
+    device: str,
+    weights: str | None,
+    pretrained: bool,
+    quiet: bool,
+) -> None:
+    """Render every chosen unit of MODEL with its dataset examples into OUT, resumably.
+
+    Under torchrun (torchrun --nproc-per-node N -m featviz microscope build ...) the ranks
+    share the units and the data (gloo on CPU, nccl on GPU).
+    """
+    import os
+
+    from featviz.io.outputs import check_writable
+    from featviz.microscope import build
+
+    adapter = _load(model, weights, pretrained)
+    names = [n.strip() for n in layers.split(",") if n.strip()] if layers else None
+    if all_layers:
+        names = [n for n in adapter.layers() if n.count(".") == 1 and n.split(".")[-1].isdigit()]
+    check_writable(Path(out) / "catalog.sqlite")
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        import torch
+        import torch.distributed as dist
+
+        dist.init_process_group("nccl" if torch.cuda.is_available() and device != "cpu" else "gloo")
+        if torch.cuda.is_available() and device == "auto":
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    try:
+        report = build(
+            adapter,
+            out,
+            layers=names,
+            units_per_layer=units_per_layer,
+            data=data,
+            size=size,
+            steps=steps,
+            k=k,
+            batch=batch,
+            seed=seed,
+            examples_limit=examples_limit,
+            device=device,
+            progress=not quiet,
+        )
+    finally:
+        if world > 1:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+    who = f"rank {report.rank} of {report.world}: " if report.world > 1 else ""
+    click.echo(
+        f"{who}{out}: {len(report.layers)} layers, {report.units} units ({report.rendered} rendered, "
+        f"{report.skipped} already done) in {report.seconds:.1f} s; examples at {report.images_per_second:.1f} images/s"
+    )
+
+
 if __name__ == "__main__":
     main()

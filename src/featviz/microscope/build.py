@@ -1,0 +1,496 @@
+"""Build a Microscope of a model: for every chosen unit, its visualizations, its dataset
+examples and the figures a page shows, written to a folder with a SQLite catalog.
+
+Per unit: the channel's visualization, the negative one (the channel minimized), the neuron
+at the centre and a diversity set of 4, all through the one render loop, batched as the atlas
+is (one unit per image); its top and bottom dataset examples with their patches
+(:mod:`featviz.examples`); **what it drives** (the classes whose logits it raises and lowers
+most: the derivative of each logit along the channel, forward-mode, averaged over images);
+**its inputs** (the units of the previous chosen layer that drive it most: gradient x
+activation over its top examples); and two **trust figures**: the visualization's activation
+as a multiple of its best example's, and the rank correlation of the activations that the
+visualization and its top examples cause in the layer below (Geirhos et al. 2023, "Don't
+trust your eyes": a visualization that excites the unit through other means than the
+examples do scores low). Per layer: a DeepDream of a shipped photo.
+
+Work is cut into fixed slices of units (``batch`` of one layer), each rendered with the same
+seed whatever ran before, so an interrupted build resumed gives the pixels of an
+uninterrupted one. A slice's files are written atomically and then its units are marked
+done in one transaction. Under ``torchrun`` each rank takes every ``world``-th slice and a
+shard of the data for the examples, which are merged (each rank's top-k, then a global
+top-k); ranks write their own catalog part, merged by rank 0 at the end.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from featviz.errors import FeatvizError
+from featviz.io.files import atomic_write
+from featviz.io.images import png_bytes
+from featviz.microscope.catalog import CATALOG, Catalog, all_done, part_path
+from featviz.models import LOGITS, ModelAdapter, load_model, place
+from featviz.models.hooks import capture
+from featviz.models.layers import output_shape
+from featviz.optvis.objectives import as_grid
+from featviz.optvis.recipes import Recipe, get_recipe
+
+#: The build's recipe: the default, with crops at the image's own size and fewer steps, so a
+#: whole layer renders in minutes on a CPU.
+MICROSCOPE = get_recipe("default").replace(
+    name="microscope",
+    description="default recipe for whole-model builds: crops at the image size, 96 steps",
+    steps=96,
+    transforms=(
+        ("crops", {"k": 4, "area": (0.25, 1.0), "size": None, "max_zoom": 1.0}),
+        ("color", {"brightness": 0.05, "contrast": 0.05}),
+        ("noise", {"std": 0.02}),
+    ),
+)
+DREAM_PHOTO = "skimage:coffee"
+DRIVE_IMAGES = 8  # data images the "drives" derivative is averaged over
+TOP_CLASSES = 5
+TOP_INPUTS = 8
+
+
+@dataclass
+class BuildReport:
+    """What a build (or one rank of it) did."""
+
+    out: Path
+    layers: list[str]
+    units: int
+    rendered: int
+    skipped: int
+    seconds: float
+    examples_seconds: float = 0.0
+    images_per_second: float = 0.0
+    rank: int = 0
+    world: int = 1
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return (
+            f"BuildReport({self.out}, {len(self.layers)} layers, {self.units} units: {self.rendered} rendered, "
+            f"{self.skipped} already done, {self.seconds:.1f} s)"
+        )
+
+
+def default_layers(adapter: ModelAdapter) -> list[str]:
+    """An early, a middle and a late stage: of the model's top-level numbered stages
+    (``blocks.0`` ... ``blocks.6``) the second, the middle one and the last."""
+    stages = [n for n in adapter.layers() if n.count(".") == 1 and n.split(".")[-1].isdigit()]
+    if len(stages) < 3:
+        raise FeatvizError(f"cannot choose layers of {adapter.name} by itself: name them (--layers L1,L2)")
+    return list(dict.fromkeys([stages[1], stages[len(stages) // 2], stages[-1]]))
+
+
+def _distributed() -> tuple[int, int]:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def build(
+    model: str | nn.Module | ModelAdapter,
+    out: str | Path,
+    *,
+    layers: Sequence[str] | None = None,
+    units_per_layer: int | None = 32,
+    data: str | Path = "shipped",
+    size: int = 128,
+    steps: int | None = None,
+    k: int = 9,
+    batch: int = 8,
+    seed: int = 0,
+    examples_limit: int | None = None,
+    recipe: str | Recipe = MICROSCOPE,
+    device: str | torch.device = "auto",
+    progress: bool = True,
+) -> BuildReport:
+    """Build (or resume) the Microscope of ``model`` in the folder ``out``.
+
+    ``layers`` (default: :func:`default_layers`); ``units_per_layer`` channels of each, from
+    channel 0 (``None``: all); ``data`` for the examples (see :func:`featviz.examples.examples`,
+    ``examples_limit`` keeps its first images); ``size`` px images, ``steps`` per render
+    (the recipe's when left out), ``k`` examples per list, ``batch`` units per render.
+    """
+    start = time.perf_counter()
+    adapter = load_model(model)
+    dev = place(adapter, model, device)
+    names = [adapter.layer_name(n) for n in layers] if layers else default_layers(adapter)
+    if LOGITS in names or any(len(output_shape(adapter, n, size)) != 3 for n in names):
+        bad = [n for n in names if n == LOGITS or len(output_shape(adapter, n, size)) != 3]
+        raise FeatvizError(f"layers {bad} have no [channels, height, width] output: a Microscope needs conv layers")
+    rec = get_recipe(recipe)
+    rec = rec.replace(size=size, **({"steps": steps} if steps else {}))
+    rank, world = _distributed()
+    out = Path(out)
+    settings = {"model": adapter.name, "size": size, "recipe": rec.to_dict(), "seed": seed, "k": k, "data": str(data)}
+    main = Catalog(out / CATALOG)
+    main.check_or_set_meta(settings) if rank == 0 else _check_model(main, adapter.name)
+    main.close()
+    _barrier(world)
+    catalog = Catalog(out / CATALOG) if world == 1 else Catalog(part_path(out, rank))
+    done = all_done(out)
+    timings: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    found = _examples(adapter, out, names, data, k, size, examples_limit, rank, world, progress)
+    timings["examples"] = time.perf_counter() - t0
+
+    plan = _plan(adapter, names, units_per_layer, size, batch)
+    for position, name in enumerate(names):
+        shape = list(output_shape(adapter, name, adapter.input_size))
+        catalog.put_layer(name, position, shape, plan[name])
+        if position % world == rank and not _has_dream(out, name):
+            t1 = time.perf_counter()
+            _dream(adapter, catalog, out, name, position, shape, plan[name], size, seed, progress)
+            timings["dreams"] = timings.get("dreams", 0.0) + time.perf_counter() - t1
+
+    slices = [(name, plan[name][i : i + batch]) for name in names for i in range(0, len(plan[name]), batch)]
+    rendered = skipped = 0
+    for number, (name, units) in enumerate(slices):
+        if number % world != rank:
+            continue
+        if all((name, c) in done for c in units):
+            skipped += len(units)
+            continue
+        t1 = time.perf_counter()
+        prev = names[names.index(name) - 1] if names.index(name) > 0 else None
+        rows = _slice(adapter, out, name, prev, units, rec, seed, found, data, size, progress)
+        catalog.put_units(rows, rank)
+        rendered += len(units)
+        timings["units"] = timings.get("units", 0.0) + time.perf_counter() - t1
+    catalog.close()
+    _barrier(world)
+    if world > 1 and rank == 0:
+        main = Catalog(out / CATALOG)
+        for r in range(world):
+            part = Catalog(part_path(out, r))
+            main.merge(part)
+            part.close()
+        main.close()
+    _barrier(world)
+    total = sum(len(u) for u in plan.values())
+    seconds = time.perf_counter() - start
+    ips = found.images_per_second if found is not None else 0.0
+    del dev
+    return BuildReport(
+        out, names, total, rendered, skipped, seconds, timings.get("examples", 0.0), ips, rank, world, timings
+    )
+
+
+def _check_model(catalog: Catalog, model: str) -> None:
+    old = catalog.meta()
+    if old and old.get("model") != model:
+        raise FeatvizError(f"{catalog.path.parent} was built for {old.get('model')}, not {model}: use another folder")
+
+
+def _barrier(world: int) -> None:
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def _plan(
+    adapter: ModelAdapter, names: list[str], per_layer: int | None, size: int, batch: int
+) -> dict[str, list[int]]:
+    if batch < 1 or (per_layer is not None and per_layer < 1):
+        raise FeatvizError(f"expected batch >= 1 and units per layer >= 1, got {batch} and {per_layer}")
+    plan = {}
+    for name in names:
+        channels = output_shape(adapter, name, size)[0]
+        plan[name] = list(range(channels if per_layer is None else min(per_layer, channels)))
+    return plan
+
+
+def _examples(
+    adapter: ModelAdapter,
+    out: Path,
+    names: list[str],
+    data: str | Path,
+    k: int,
+    size: int,
+    limit: int | None,
+    rank: int,
+    world: int,
+    progress: bool,
+) -> Any:
+    """The dataset examples of every chosen layer: loaded when an earlier run wrote them with
+    the same settings, else one pass (a shard per rank, merged) written to ``examples.pt``."""
+    from featviz.examples import examples, merge
+
+    path = out / "examples.pt"
+    key = {"layers": names, "data": str(data), "k": k, "size": size, "limit": limit}
+    if path.exists():
+        saved = torch.load(path, weights_only=False)
+        if saved.get("key") == key:
+            return saved["result"]
+    part = examples(adapter, names, data=data, k=k, size=size, limit=limit, shard=(rank, world), progress=progress)
+    if world > 1:
+        import torch.distributed as dist
+
+        parts: list[Any] = [None] * world
+        dist.all_gather_object(parts, part)
+        part = merge(parts)
+    if rank == 0:
+        buffer = io.BytesIO()
+        torch.save({"key": key, "result": part}, buffer)
+        atomic_write(path, buffer.getvalue())
+    return part
+
+
+def _has_dream(out: Path, layer: str) -> bool:
+    return (out / "layers" / layer / "dream.png").exists() and (out / "layers" / layer / "dream.json").exists()
+
+
+def _dream(
+    adapter: ModelAdapter,
+    catalog: Catalog,
+    out: Path,
+    name: str,
+    position: int,
+    shape: list[int],
+    units: list[int],
+    size: int,
+    seed: int,
+    progress: bool,
+) -> None:
+    from featviz.dream import dream
+    from featviz.io.records import write_record
+
+    result = dream(adapter, DREAM_PHOTO, name, size=max(size, 160), octaves=3, seed=seed, progress=progress)
+    folder = out / "layers" / name
+    atomic_write(folder / "dream.png", png_bytes(result.image))
+    write_record(folder / "dream.json", result.record)
+    catalog.put_layer(name, position, shape, units, dream=f"layers/{name}/dream.png", record=result.record)
+
+
+def _slice(
+    adapter: ModelAdapter,
+    out: Path,
+    layer: str,
+    prev: str | None,
+    units: list[int],
+    rec: Recipe,
+    seed: int,
+    found: Any,
+    data: str | Path,
+    size: int,
+    progress: bool,
+) -> list[dict[str, Any]]:
+    """Render and measure one slice of units; write their files; return their catalog rows."""
+    from featviz.diverse import diverse
+    from featviz.optvis.render import render
+
+    common: dict[str, Any] = {"recipe": rec, "seed": seed, "size": size, "progress": False}
+    channel = render(adapter, [f"{layer}:{c}" for c in units], **common)
+    negative = render(adapter, [f"-{layer}:{c}" for c in units], **common)
+    neuron = render(adapter, [f"{layer}:{c}@" for c in units], **common)
+    sets = [diverse(adapter, f"{layer}:{c}", 4, **common) for c in units]
+    for result in (channel, negative, neuron, *sets):
+        if result.interrupted:
+            raise KeyboardInterrupt
+    drives = _drives(adapter, layer, units, found, size)
+    inputs = _inputs(adapter, layer, prev, units, found) if prev else [[] for _ in units]
+    trust = _trust(adapter, layer, prev, units, channel.images, found)
+    rows = []
+    for i, c in enumerate(units):
+        folder = out / "units" / layer / str(c)
+        images = {"channel": channel.images[i], "negative": negative.images[i], "neuron": neuron.images[i]}
+        images.update({f"diversity_{j}": sets[i].images[j] for j in range(4)})
+        images.update(_strips(found, layer, c))
+        files = {}
+        for kind, image in images.items():
+            atomic_write(folder / f"{kind}.png", png_bytes(image))
+            files[kind] = f"units/{layer}/{c}/{kind}.png"
+        records = {
+            "channel": _one(channel.record, i),
+            "negative": _one(negative.record, i),
+            "neuron": _one(neuron.record, i),
+            "diversity": _one(sets[i].record, None),
+        }
+        figures = {
+            "score": float(channel.final[i]),
+            "examples": _unit_examples(found, layer, c),
+            "drives": drives[i],
+            "inputs": inputs[i],
+            **trust[i],
+        }
+        rows.append({"layer": layer, "channel": c, "files": files, "figures": figures, "records": records})
+    return rows
+
+
+def _one(record: dict[str, Any], index: int | None) -> dict[str, Any]:
+    """A render's record for one of its images (the curve kept short)."""
+    out = {k: v for k, v in record.items() if k not in ("curve",)}
+    if index is not None:
+        out["index"] = index
+    return out
+
+
+def _strips(found: Any, layer: str, channel: int, side: int = 64) -> dict[str, torch.Tensor]:
+    """The top and bottom examples' patches side by side, ``side`` px each."""
+    from featviz.data.photos import resize
+
+    out = {}
+    for which in ("top", "bottom"):
+        n = getattr(found.layers[layer], which).index.shape[1]
+        patches = [resize(found.patch(layer, channel, r, which), (side, side)).clamp(0, 1) for r in range(n)]
+        out[f"examples_{which}"] = torch.cat(patches, dim=-1) if patches else torch.zeros(3, side, side)
+    return out
+
+
+def _unit_examples(found: Any, layer: str, c: int) -> dict[str, Any]:
+    ex = found.layers[layer]
+    lists = {}
+    for which in ("top", "bottom", "top_mean"):
+        top = getattr(ex, which)
+        lists[which] = [
+            {
+                "image": found.items[int(top.index[c, r])].id,
+                "value": round(float(top.values[c, r]), 5),
+                "y": int(top.pos[c, r, 0]),
+                "x": int(top.pos[c, r, 1]),
+                "patch": list(ex.patch_box(int(top.pos[c, r, 0]), int(top.pos[c, r, 1]), found.size)),
+            }
+            for r in range(top.index.shape[1])
+        ]
+    stats = {
+        "mean": float(ex.mean[c]),
+        "max": float(ex.max[c]),
+        "fires": float(ex.fires[c]),
+        "hist": ex.hist[c].long().tolist(),
+        "edges": [round(float(e), 5) for e in ex.edges[c]],
+    }
+    return {**lists, **stats}
+
+
+def _images(found: Any, indices: list[int]) -> torch.Tensor:
+    from featviz.data.sources import read
+
+    return torch.stack([read(found.items[i], found.size) for i in indices])
+
+
+def _drives(adapter: ModelAdapter, layer: str, units: list[int], found: Any, size: int) -> list[dict[str, Any]]:
+    """Per unit, the classes whose logits rise and fall most when the channel rises: the
+    derivative of every logit along the channel (all positions at once), forward-mode,
+    averaged over the first images of the data."""
+    import torch.autograd.forward_ad as fwad
+
+    if adapter.labels is None:
+        return [{} for _ in units]
+    images = _images(found, list(range(min(DRIVE_IMAGES, len(found.items))))).to(adapter.device)
+    b, u = images.shape[0], len(units)
+    module = adapter.get_module(layer)
+    tangent_of: dict[str, torch.Tensor] = {}
+
+    def hook(mod: nn.Module, inputs: Any, output: Any) -> Any:
+        t = torch.zeros_like(output).view(u, b, *output.shape[1:])
+        for i, c in enumerate(units):
+            t[i, :, c] = 1.0
+        tangent_of["t"] = t
+        return fwad.make_dual(output, t.view_as(output))
+
+    was_training = adapter.module.training
+    adapter.module.eval()
+    handle = module.register_forward_hook(hook)
+    try:
+        with fwad.dual_level():
+            logits = adapter(images.repeat(u, 1, 1, 1))
+            deriv = fwad.unpack_dual(logits).tangent
+    finally:
+        handle.remove()
+        adapter.module.train(was_training)
+    if deriv is None:
+        return [{} for _ in units]
+    mean = deriv.detach().view(u, b, -1).mean(1)  # [U, classes]
+    out = []
+    for i in range(u):
+        up = mean[i].topk(TOP_CLASSES)
+        down = (-mean[i]).topk(TOP_CLASSES)
+        out.append(
+            {
+                "raises": [
+                    (int(j), adapter.labels.name(int(j)), round(float(v), 4))
+                    for v, j in zip(up.values, up.indices, strict=True)
+                ],
+                "lowers": [
+                    (int(j), adapter.labels.name(int(j)), round(-float(v), 4))
+                    for v, j in zip(down.values, down.indices, strict=True)
+                ],
+            }
+        )
+    return out
+
+
+def _inputs(adapter: ModelAdapter, layer: str, prev: str, units: list[int], found: Any) -> list[list[Any]]:
+    """Per unit, the channels of ``prev`` that drive it most on its top examples:
+    gradient x activation, summed over positions, averaged over the examples."""
+    out = []
+    ex = found.layers[layer]
+    for c in units:
+        images = _images(found, [int(i) for i in ex.top_mean.index[c]]).to(adapter.device)
+        with capture(adapter, [prev, layer]) as cap:
+            acts = cap(images)
+            below = acts[prev]
+            score = as_grid(acts, layer)[:, c].mean((1, 2)).sum()
+            (grad,) = torch.autograd.grad(score, below)
+        contrib = (grad * below).detach().flatten(2).sum(2).mean(0)  # [C_prev]
+        top = contrib.topk(min(TOP_INPUTS, contrib.numel()))
+        out.append([(int(j), round(float(v), 5)) for v, j in zip(top.values, top.indices, strict=True)])
+    return out
+
+
+def _trust(
+    adapter: ModelAdapter, layer: str, prev: str | None, units: list[int], images: torch.Tensor, found: Any
+) -> list[dict[str, Any]]:
+    """Per unit: the visualization's activation as a multiple of its best example's (both the
+    channel's spatial mean at the build's size), and the rank correlation between the
+    activations (channel means) that the visualization and its top examples cause in the
+    layer below (``prev``, or the first layer the model runs)."""
+    below = prev or _first_conv(adapter)
+    ex = found.layers[layer]
+    out = []
+    with torch.no_grad(), capture(adapter, [below, layer]) as cap:
+        viz = cap(images.to(adapter.device))
+        for i, c in enumerate(units):
+            value = float(as_grid(viz, layer)[i, c].mean())
+            best = float(ex.top_mean.values[c, 0])
+            acts = cap(_images(found, [int(j) for j in ex.top_mean.index[c]]).to(adapter.device))
+            mine = as_grid(viz, below)[i].mean((1, 2))
+            theirs = as_grid(acts, below).mean((2, 3)).mean(0)
+            out.append(
+                {
+                    "activation_vs_best_example": round(value / best, 3) if best > 0 else None,
+                    "rank_correlation_below": round(_spearman(mine, theirs), 3),
+                    "below": below,
+                }
+            )
+    return out
+
+
+def _first_conv(adapter: ModelAdapter) -> str:
+    for name, module in adapter.module.named_modules():
+        if isinstance(module, nn.Conv2d):
+            return name
+    raise FeatvizError(f"{adapter.name} has no convolution to compare activations in")
+
+
+def _spearman(a: torch.Tensor, b: torch.Tensor) -> float:
+    ra = a.argsort().argsort().float()
+    rb = b.argsort().argsort().float()
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    return float((ra * rb).sum() / ((ra.norm() * rb.norm()) + 1e-12))
