@@ -86,9 +86,11 @@ def test_unreadable_files_are_skipped_and_counted(lite0, tmp_path):
         Image.fromarray(getattr(data, name)()).save(tmp_path / "hen" / f"{name}.jpg")
     (tmp_path / "hen" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     assert [i.label for i in items(tmp_path, lite0.labels)] == ["hen", "hen", "hen"]  # folder names a class
+    (tmp_path / "hen").rename(tmp_path / "n01514859")  # ImageNet's synset of "hen"
+    assert {i.label for i in items(tmp_path, lite0.labels)} == {"hen"}
     with pytest.warns(UserWarning, match="skipped 1 unreadable"):
         result = examples(lite0, "blocks.6", data=tmp_path, k=2, size=SIZE, progress=False)
-    assert result.skipped == [str(tmp_path / "hen" / "broken.jpg")]
+    assert result.skipped == [str(tmp_path / "n01514859" / "broken.jpg")]
     assert result.layers["blocks.6"].count == 2
 
 

@@ -23,6 +23,7 @@ from featviz.errors import (
     UnknownLayerError,
     UnknownModelError,
 )
+from featviz.examples import ExamplesResult, examples
 from featviz.io.records import load_record, save
 from featviz.models import DEFAULT_MODEL, Labels, ModelAdapter, imagenet_labels, load_model
 from featviz.models.hooks import capture
@@ -59,6 +60,7 @@ __all__ = [
     "AtlasResult",
     "DEFAULT_MODEL",
     "DreamResult",
+    "ExamplesResult",
     "FeatvizError",
     "FourierImage",
     "ImageError",
@@ -88,6 +90,7 @@ __all__ = [
     "diverse",
     "diversity",
     "dream",
+    "examples",
     "get_recipe",
     "imagenet_labels",
     "l1",

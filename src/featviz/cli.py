@@ -46,8 +46,13 @@ class _Group(click.Group):
     each warning into one line."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        def show(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
-            _say(f"warning: {message}")
+        package = str(Path(__file__).parent)
+
+        def show(message: Any, category: Any, filename: str, *args: Any, **kwargs: Any) -> None:
+            # featviz's own warnings, one line each; the libraries' deprecation notes are not
+            # the command line user's to act on.
+            if filename.startswith(package) or issubclass(category, UserWarning) and "featviz" in str(category):
+                _say(f"warning: {message}")
 
         with warnings.catch_warnings():
             warnings.showwarning = show
@@ -603,7 +608,7 @@ def microscope() -> None:
 @click.option("--data", default="shipped", show_default=True, help="images for the dataset examples")
 @click.option("--examples-limit", type=int, help="only the first N images of the data")
 @click.option("--size", type=int, default=128, show_default=True)
-@click.option("--steps", type=int, help="steps per render (the microscope recipe's 96 when left out)")
+@click.option("--steps", type=int, help="steps per render (the microscope recipe's 64 when left out)")
 @click.option("-k", "k", type=int, default=9, show_default=True, help="dataset examples per list")
 @click.option("--batch", type=int, default=8, show_default=True, help="units per render")
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -56,13 +56,31 @@ def items(source: str | Path, labels: Any = None) -> list[Item]:
 
 
 def _label(folder: str, labels: Any) -> str | None:
-    """A class name when the folder is named after one (``hen``, ``sports_car``)."""
+    """A class name when the folder is named after one (``hen``, ``sports_car``) or is an
+    ImageNet-1k synset (``n01514859``, as ImageNet's train/val folders are; the synset list
+    ships with timm)."""
     if labels is None:
         return None
     try:
+        if len(folder) == 9 and folder[0] == "n" and folder[1:].isdigit():
+            index = _synsets().get(folder)
+            return None if index is None or index >= len(labels) else str(labels.name(index))
         return str(labels.name(labels.index(folder.replace("_", " "))))
     except (KeyError, ValueError):
         return None
+
+
+_SYNSETS: dict[str, int] = {}
+
+
+def _synsets() -> dict[str, int]:
+    """ImageNet-1k synset -> class index."""
+    if not _SYNSETS:
+        from timm.data import ImageNetInfo
+
+        info = ImageNetInfo()
+        _SYNSETS.update({info.index_to_label_name(i): i for i in range(info.num_classes())})
+    return _SYNSETS
 
 
 def shipped_items() -> list[Item]:

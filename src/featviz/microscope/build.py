@@ -43,14 +43,15 @@ from featviz.models.layers import output_shape
 from featviz.optvis.objectives import as_grid
 from featviz.optvis.recipes import Recipe, get_recipe
 
-#: The build's recipe: the default, with crops at the image's own size and fewer steps, so a
-#: whole layer renders in minutes on a CPU.
+#: The build's recipe: the default with 2 crops at the image's own size and 64 steps, so a
+#: whole layer renders in minutes on a CPU. At 128 px it draws the same patterns as 4 crops
+#: and 96 steps in a quarter of the time (bench/microscope.py, docs/benchmarks.md).
 MICROSCOPE = get_recipe("default").replace(
     name="microscope",
-    description="default recipe for whole-model builds: crops at the image size, 96 steps",
-    steps=96,
+    description="default recipe for whole-model builds: 2 crops at the image size, 64 steps",
+    steps=64,
     transforms=(
-        ("crops", {"k": 4, "area": (0.25, 1.0), "size": None, "max_zoom": 1.0}),
+        ("crops", {"k": 2, "area": (0.25, 1.0), "size": None, "max_zoom": 1.0}),
         ("color", {"brightness": 0.05, "contrast": 0.05}),
         ("noise", {"std": 0.02}),
     ),
@@ -238,7 +239,11 @@ def _examples(
         saved = torch.load(path, weights_only=False)
         if saved.get("key") == key:
             return saved["result"]
-    part = examples(adapter, names, data=data, k=k, size=size, limit=limit, shard=(rank, world), progress=progress)
+    # Files are decoded in two DataLoader workers; the shipped crops are cut from photos in memory.
+    workers = 0 if str(data) == "shipped" else 2
+    part = examples(
+        adapter, names, data=data, k=k, size=size, limit=limit, shard=(rank, world), workers=workers, progress=progress
+    )
     if world > 1:
         import torch.distributed as dist
 
