@@ -39,19 +39,13 @@ def _cli(out: Path, *extra: str) -> list[str]:
     ]
 
 
+def _small(lite0, out):
+    small = {"units_per_layer": 2, "batch": 2, "size": 64, "steps": 4, "k": 2, "examples_limit": 12}
+    return build(lite0, out, layers=["blocks.1", "blocks.3"], progress=False, **small)
+
+
 def test_a_small_build_has_every_part_of_a_unit(lite0, tmp_path):
-    report = build(
-        lite0,
-        tmp_path,
-        layers=["blocks.1", "blocks.3"],
-        units_per_layer=2,
-        batch=2,
-        size=64,
-        steps=4,
-        k=2,
-        examples_limit=12,
-        progress=False,
-    )
+    report = _small(lite0, tmp_path)
     assert report.units == 4 and report.rendered == 4
     cat = Catalog(tmp_path / "catalog.sqlite")
     assert cat.integrity() == "ok" and cat.meta()["model"] == "efficientnet_lite0"
@@ -80,18 +74,7 @@ def test_a_small_build_has_every_part_of_a_unit(lite0, tmp_path):
     assert len(fig["examples"]["top"]) == 2 and sum(fig["examples"]["hist"]) == 12
     assert unit["records"]["negative"]["unit"][unit["records"]["negative"]["index"]] == "-blocks.3:1"
     cat.close()
-    again = build(
-        lite0,
-        tmp_path,
-        layers=["blocks.1", "blocks.3"],
-        units_per_layer=2,
-        batch=2,
-        size=64,
-        steps=4,
-        k=2,
-        examples_limit=12,
-        progress=False,
-    )
+    again = _small(lite0, tmp_path)
     assert again.rendered == 0 and again.skipped == 4
 
 
