@@ -138,12 +138,16 @@ def build(
     rank, world = _distributed()
     out = Path(out)
     settings = {"model": adapter.name, "size": size, "recipe": rec.to_dict(), "seed": seed, "k": k, "data": str(data)}
-    main = Catalog(out / CATALOG)
-    main.check_or_set_meta(settings) if rank == 0 else _check_model(main, adapter.name)
-    main.close()
+    if rank == 0:  # one process creates the catalog; the others only read it, after the barrier
+        main = Catalog(out / CATALOG)
+        main.check_or_set_meta(settings)
+        main.close()
     _barrier(world)
-    catalog = Catalog(out / CATALOG) if world == 1 else Catalog(part_path(out, rank))
+    if rank != 0:
+        _check_model(Catalog(out / CATALOG, readonly=True), adapter.name)
     done = all_done(out)
+    _barrier(world)  # every rank has read what is done before any writes its part
+    catalog = Catalog(out / CATALOG) if world == 1 else Catalog(part_path(out, rank))
     timings: dict[str, float] = {}
 
     t0 = time.perf_counter()
@@ -194,6 +198,7 @@ def build(
 
 def _check_model(catalog: Catalog, model: str) -> None:
     old = catalog.meta()
+    catalog.close()
     if old and old.get("model") != model:
         raise FeatvizError(f"{catalog.path.parent} was built for {old.get('model')}, not {model}: use another folder")
 

@@ -40,8 +40,11 @@ CREATE TABLE IF NOT EXISTS units (
 class Catalog:
     """A catalog database (see the module's docstring)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, readonly: bool = False) -> None:
         self.path = Path(path)
+        if readonly:  # other processes may be writing their own: change nothing, wait for locks
+            self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=60)
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.path, timeout=60)
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -162,7 +165,10 @@ def all_done(out: str | Path) -> set[tuple[str, int]]:
     done: set[tuple[str, int]] = set()
     for path in [Path(out) / CATALOG, *sorted((Path(out) / PARTS).glob("rank-*.sqlite"))]:
         if path.exists():
-            cat = Catalog(path)
-            done |= cat.done()
+            cat = Catalog(path, readonly=True)
+            try:
+                done |= cat.done()
+            except sqlite3.OperationalError:  # a part created but not yet given its tables
+                pass
             cat.close()
     return done
