@@ -76,6 +76,27 @@ def test_a_small_build_has_every_part_of_a_unit(lite0, tmp_path):
     cat.close()
     again = _small(lite0, tmp_path)
     assert again.rendered == 0 and again.skipped == 4
+    _check_site(tmp_path, units=4)
+
+
+def _check_site(folder: Path, units: int) -> None:
+    """Every page of the static site exists, and every link and image it names is a file."""
+    import re
+
+    pages = [
+        folder / "index.html",
+        *sorted((folder / "layers").glob("*.html")),
+        *sorted((folder / "units").rglob("*.html")),
+    ]
+    assert len(pages) == 1 + 2 + units
+    for page in pages:
+        text = page.read_text()
+        targets = re.findall(r"(?:src|href)='([^']+)'", text)
+        assert targets, page
+        for target in targets:
+            assert (page.parent / target).resolve().is_file(), (page, target)
+    unit = (folder / "units" / "blocks.3" / "1.html").read_text()
+    assert "blocks.1:" in unit and "featviz render efficientnet_lite0" in unit and "What it drives" in unit
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:

@@ -684,5 +684,20 @@ def microscope_build(
     )
 
 
+@microscope.command("site")
+@click.argument("folder")
+def microscope_site(folder: str) -> None:
+    """Write (again) the static site of a built Microscope FOLDER: open FOLDER/index.html."""
+    from featviz.microscope.catalog import CATALOG
+    from featviz.microscope.site import write_site
+
+    if not (Path(folder) / CATALOG).exists():
+        raise FeatvizError(
+            f"{folder} holds no {CATALOG}: build it first (featviz microscope build MODEL --out {folder})"
+        )
+    pages = write_site(folder)
+    click.echo(f"wrote {len(pages)} pages; open {Path(folder) / 'index.html'}")
+
+
 if __name__ == "__main__":
     main()

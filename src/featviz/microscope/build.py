@@ -41,21 +41,8 @@ from featviz.models import LOGITS, ModelAdapter, load_model, place
 from featviz.models.hooks import capture
 from featviz.models.layers import output_shape
 from featviz.optvis.objectives import as_grid
-from featviz.optvis.recipes import Recipe, get_recipe
+from featviz.optvis.recipes import MICROSCOPE, Recipe, get_recipe
 
-#: The build's recipe: the default with 2 crops at the image's own size and 64 steps, so a
-#: whole layer renders in minutes on a CPU. At 128 px it draws the same patterns as 4 crops
-#: and 96 steps in a quarter of the time (bench/microscope.py, docs/benchmarks.md).
-MICROSCOPE = get_recipe("default").replace(
-    name="microscope",
-    description="default recipe for whole-model builds: 2 crops at the image size, 64 steps",
-    steps=64,
-    transforms=(
-        ("crops", {"k": 2, "area": (0.25, 1.0), "size": None, "max_zoom": 1.0}),
-        ("color", {"brightness": 0.05, "contrast": 0.05}),
-        ("noise", {"std": 0.02}),
-    ),
-)
 DREAM_PHOTO = "skimage:coffee"
 DRIVE_IMAGES = 8  # data images the "drives" derivative is averaged over
 TOP_CLASSES = 5
@@ -186,6 +173,10 @@ def build(
             main.merge(part)
             part.close()
         main.close()
+    if rank == 0:
+        from featviz.microscope.site import write_site
+
+        write_site(out)
     _barrier(world)
     total = sum(len(u) for u in plan.values())
     seconds = time.perf_counter() - start

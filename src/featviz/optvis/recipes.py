@@ -140,6 +140,20 @@ DREAM = Recipe(
     transforms=(("roll", {"pixels": 16}),),
 )
 
+#: The build's recipe: the default with 2 crops at the image's own size and 64 steps, so a
+#: whole layer renders in minutes on a CPU. At 128 px it draws the same patterns as 4 crops
+#: and 96 steps in a quarter of the time (bench/microscope.py, docs/benchmarks.md).
+MICROSCOPE = _DEFAULT.replace(
+    name="microscope",
+    description="default recipe for whole-model builds: 2 crops at the image size, 64 steps",
+    steps=64,
+    transforms=(
+        ("crops", {"k": 2, "area": (0.25, 1.0), "size": None, "max_zoom": 1.0}),
+        ("color", {"brightness": 0.05, "contrast": 0.05}),
+        ("noise", {"std": 0.02}),
+    ),
+)
+
 RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in [
@@ -175,6 +189,7 @@ RECIPES: dict[str, Recipe] = {
             size=448,
         ),
         DREAM,
+        MICROSCOPE,
     ]
 }
 DEFAULT_RECIPE = "default"
