@@ -138,6 +138,14 @@ class ExamplesResult:
         t, l, h, w = ex.patch_box(y, x, self.size)
         return read(self.items[index], self.size)[:, t : t + h, l : l + w]
 
+    def strip(self, layer: str, channel: int, which: str = "top", side: int = 64) -> torch.Tensor:
+        """A channel's examples' patches side by side, best first, each resized to ``side`` px."""
+        from featviz.data.photos import resize
+
+        n = getattr(self.layers[layer], which).index.shape[1]
+        patches = [resize(self.patch(layer, channel, r, which), (side, side)).clamp(0, 1) for r in range(n)]
+        return torch.cat(patches, dim=-1) if patches else torch.zeros(3, side, side)
+
 
 def receptive_field(adapter: ModelAdapter, layer: str, size: int) -> tuple[tuple[int, int], tuple[int, int, int, int]]:
     """The layer's grid at ``size`` and the receptive field of its centre unit (top, left,

@@ -6,8 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from featviz.io.files import atomic_write, json_bytes
 from featviz.io.images import png_bytes
 
@@ -15,16 +13,12 @@ from featviz.io.images import png_bytes
 def write_examples(result: Any, folder: str | Path, side: int = 64) -> list[Path]:
     """``folder/examples.json`` and ``folder/LAYER/CHANNEL_top.png`` / ``_bottom.png``
     (each example's patch resized to ``side`` px, best first); returns the files written."""
-    from featviz.data.photos import resize
-
     folder = Path(folder)
     written = [atomic_write(folder / "examples.json", json_bytes(summary(result)))]
     for name, ex in result.layers.items():
         for c in range(ex.channels):
             for which in ("top", "bottom"):
-                n = getattr(ex, which).index.shape[1]
-                patches = [resize(result.patch(name, c, r, which), (side, side)).clamp(0, 1) for r in range(n)]
-                strip = torch.cat(patches, dim=-1)
+                strip = result.strip(name, c, which, side)
                 written.append(atomic_write(folder / name / f"{c}_{which}.png", png_bytes(strip)))
     return written
 
@@ -40,21 +34,24 @@ def summary(result: Any) -> dict[str, Any]:
         out["layers"][name] = {
             "grid": list(ex.grid),
             "receptive_field": list(ex.field),
-            "channels": [
-                {
-                    "top": _entries(result, ex, ex.top, c),
-                    "bottom": _entries(result, ex, ex.bottom, c),
-                    "top_mean": _entries(result, ex, ex.top_mean, c),
-                    "mean": float(ex.mean[c]),
-                    "max": float(ex.max[c]),
-                    "fires": float(ex.fires[c]),
-                    "hist": ex.hist[c].long().tolist(),
-                    "edges": [round(float(e), 6) for e in ex.edges[c]],
-                }
-                for c in range(ex.channels)
-            ],
+            "channels": [channel_summary(result, name, c) for c in range(ex.channels)],
         }
     return out
+
+
+def channel_summary(result: Any, layer: str, c: int) -> dict[str, Any]:
+    """One channel's examples (image id, value, position, patch box) and statistics."""
+    ex = result.layers[layer]
+    return {
+        "top": _entries(result, ex, ex.top, c),
+        "bottom": _entries(result, ex, ex.bottom, c),
+        "top_mean": _entries(result, ex, ex.top_mean, c),
+        "mean": float(ex.mean[c]),
+        "max": float(ex.max[c]),
+        "fires": float(ex.fires[c]),
+        "hist": ex.hist[c].long().tolist(),
+        "edges": [round(float(e), 6) for e in ex.edges[c]],
+    }
 
 
 def _entries(result: Any, ex: Any, top: Any, c: int) -> list[dict[str, Any]]:

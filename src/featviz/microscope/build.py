@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from featviz.errors import FeatvizError
+from featviz.io.examples import channel_summary
 from featviz.io.files import atomic_write
 from featviz.io.images import png_bytes
 from featviz.microscope.catalog import CATALOG, Catalog, all_done, part_path
@@ -115,10 +116,11 @@ def build(
     """
     start = time.perf_counter()
     adapter = load_model(model)
-    dev = place(adapter, model, device)
+    place(adapter, model, device)
     names = [adapter.layer_name(n) for n in layers] if layers else default_layers(adapter)
-    if LOGITS in names or any(len(output_shape(adapter, n, size)) != 3 for n in names):
-        bad = [n for n in names if n == LOGITS or len(output_shape(adapter, n, size)) != 3]
+    shapes = {n: output_shape(adapter, n, size) for n in names if n != LOGITS}
+    bad = [n for n in names if len(shapes.get(n, ())) != 3]
+    if bad:
         raise FeatvizError(f"layers {bad} have no [channels, height, width] output: a Microscope needs conv layers")
     rec = get_recipe(recipe)
     rec = rec.replace(size=size, **({"steps": steps} if steps else {}))
@@ -131,7 +133,11 @@ def build(
         main.close()
     _barrier(world)
     if rank != 0:
-        _check_model(Catalog(out / CATALOG, readonly=True), adapter.name)
+        main = Catalog(out / CATALOG, readonly=True)
+        try:
+            main.check_model(adapter.name)
+        finally:
+            main.close()
     done = all_done(out)
     _barrier(world)  # every rank has read what is done before any writes its part
     catalog = Catalog(out / CATALOG) if world == 1 else Catalog(part_path(out, rank))
@@ -141,7 +147,7 @@ def build(
     found = _examples(adapter, out, names, data, k, size, examples_limit, rank, world, progress)
     timings["examples"] = time.perf_counter() - t0
 
-    plan = _plan(adapter, names, units_per_layer, size, batch)
+    plan = _plan(shapes, units_per_layer, batch)
     for position, name in enumerate(names):
         shape = list(output_shape(adapter, name, adapter.input_size))
         catalog.put_layer(name, position, shape, plan[name])
@@ -181,17 +187,9 @@ def build(
     total = sum(len(u) for u in plan.values())
     seconds = time.perf_counter() - start
     ips = found.images_per_second if found is not None else 0.0
-    del dev
     return BuildReport(
         out, names, total, rendered, skipped, seconds, timings.get("examples", 0.0), ips, rank, world, timings
     )
-
-
-def _check_model(catalog: Catalog, model: str) -> None:
-    old = catalog.meta()
-    catalog.close()
-    if old and old.get("model") != model:
-        raise FeatvizError(f"{catalog.path.parent} was built for {old.get('model')}, not {model}: use another folder")
 
 
 def _barrier(world: int) -> None:
@@ -201,16 +199,10 @@ def _barrier(world: int) -> None:
         dist.barrier()
 
 
-def _plan(
-    adapter: ModelAdapter, names: list[str], per_layer: int | None, size: int, batch: int
-) -> dict[str, list[int]]:
+def _plan(shapes: dict[str, tuple[int, ...]], per_layer: int | None, batch: int) -> dict[str, list[int]]:
     if batch < 1 or (per_layer is not None and per_layer < 1):
         raise FeatvizError(f"expected batch >= 1 and units per layer >= 1, got {batch} and {per_layer}")
-    plan = {}
-    for name in names:
-        channels = output_shape(adapter, name, size)[0]
-        plan[name] = list(range(channels if per_layer is None else min(per_layer, channels)))
-    return plan
+    return {name: list(range(s[0] if per_layer is None else min(per_layer, s[0]))) for name, s in shapes.items()}
 
 
 def _examples(
@@ -312,7 +304,7 @@ def _slice(
         folder = out / "units" / layer / str(c)
         images = {"channel": channel.images[i], "negative": negative.images[i], "neuron": neuron.images[i]}
         images.update({f"diversity_{j}": sets[i].images[j] for j in range(4)})
-        images.update(_strips(found, layer, c))
+        images.update({f"examples_{w}": found.strip(layer, c, w) for w in ("top", "bottom")})
         files = {}
         for kind, image in images.items():
             atomic_write(folder / f"{kind}.png", png_bytes(image))
@@ -325,7 +317,7 @@ def _slice(
         }
         figures = {
             "score": float(channel.final[i]),
-            "examples": _unit_examples(found, layer, c),
+            "examples": channel_summary(found, layer, c),
             "drives": drives[i],
             "inputs": inputs[i],
             **trust[i],
@@ -340,43 +332,6 @@ def _one(record: dict[str, Any], index: int | None) -> dict[str, Any]:
     if index is not None:
         out["index"] = index
     return out
-
-
-def _strips(found: Any, layer: str, channel: int, side: int = 64) -> dict[str, torch.Tensor]:
-    """The top and bottom examples' patches side by side, ``side`` px each."""
-    from featviz.data.photos import resize
-
-    out = {}
-    for which in ("top", "bottom"):
-        n = getattr(found.layers[layer], which).index.shape[1]
-        patches = [resize(found.patch(layer, channel, r, which), (side, side)).clamp(0, 1) for r in range(n)]
-        out[f"examples_{which}"] = torch.cat(patches, dim=-1) if patches else torch.zeros(3, side, side)
-    return out
-
-
-def _unit_examples(found: Any, layer: str, c: int) -> dict[str, Any]:
-    ex = found.layers[layer]
-    lists = {}
-    for which in ("top", "bottom", "top_mean"):
-        top = getattr(ex, which)
-        lists[which] = [
-            {
-                "image": found.items[int(top.index[c, r])].id,
-                "value": round(float(top.values[c, r]), 5),
-                "y": int(top.pos[c, r, 0]),
-                "x": int(top.pos[c, r, 1]),
-                "patch": list(ex.patch_box(int(top.pos[c, r, 0]), int(top.pos[c, r, 1]), found.size)),
-            }
-            for r in range(top.index.shape[1])
-        ]
-    stats = {
-        "mean": float(ex.mean[c]),
-        "max": float(ex.max[c]),
-        "fires": float(ex.fires[c]),
-        "hist": ex.hist[c].long().tolist(),
-        "edges": [round(float(e), 5) for e in ex.edges[c]],
-    }
-    return {**lists, **stats}
 
 
 def _images(found: Any, indices: list[int]) -> torch.Tensor:

@@ -63,13 +63,15 @@ class Catalog:
     def meta(self) -> dict[str, Any]:
         return {k: json.loads(v) for k, v in self.db.execute("SELECT key, value FROM meta")}
 
+    def check_model(self, model: str) -> None:
+        """Refuse a folder built for another model."""
+        old = self.meta()
+        if old and old.get("model") != model:
+            raise FeatvizError(f"{self.path.parent} was built for {old.get('model')}, not {model}: use another folder")
+
     def check_or_set_meta(self, values: dict[str, Any]) -> None:
         """Set the build's meta on a new catalog; on an old one, refuse another model."""
-        old = self.meta()
-        if old and old.get("model") != values["model"]:
-            raise FeatvizError(
-                f"{self.path.parent} was built for {old.get('model')}, not {values['model']}: use another folder"
-            )
+        self.check_model(values["model"])
         with self.transaction() as db:
             db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in values.items()])
 
