@@ -85,18 +85,19 @@ def _check_site(folder: Path, units: int) -> None:
 
     pages = [
         folder / "index.html",
+        folder / "search.html",
         *sorted((folder / "layers").glob("*.html")),
         *sorted((folder / "units").rglob("*.html")),
     ]
-    assert len(pages) == 1 + 2 + units
+    assert len(pages) == 2 + 2 + units
     for page in pages:
         text = page.read_text()
-        targets = re.findall(r"(?:src|href)='([^']+)'", text)
+        targets = [t for t in re.findall(r"(?:src|href)='([^']+)'", text) if not t.startswith("data:")]
         assert targets, page
         for target in targets:
             assert (page.parent / target).resolve().is_file(), (page, target)
     unit = (folder / "units" / "blocks.3" / "1.html").read_text()
-    assert "blocks.1:" in unit and "featviz render efficientnet_lite0" in unit and "What it drives" in unit
+    assert "blocks.1:" in unit and "featviz render efficientnet_lite0" in unit and "Classes it drives" in unit
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:

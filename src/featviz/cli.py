@@ -696,7 +696,23 @@ def microscope_site(folder: str) -> None:
             f"{folder} holds no {CATALOG}: build it first (featviz microscope build MODEL --out {folder})"
         )
     pages = write_site(folder)
-    click.echo(f"wrote {len(pages)} pages; open {Path(folder) / 'index.html'}")
+    click.echo(f"wrote {len(pages)} files; open {Path(folder) / 'index.html'}")
+
+
+@microscope.command("serve")
+@click.argument("folder")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="beyond loopback: open to the network")
+@click.option("--queue", type=int, default=16, show_default=True, help="units that may wait for a render")
+@click.option("--device", default="auto", show_default=True, help="where skipped units are rendered")
+def microscope_serve(folder: str, port: int, host: str, queue: int, device: str) -> None:
+    """Serve a built Microscope FOLDER locally; opening a unit the build skipped renders it."""
+    from featviz.microscope.serve import LOOPBACK, serve
+
+    if host not in LOOPBACK:
+        click.echo(f"warning: listening on {host}: anyone who can reach this machine can browse {folder}", err=True)
+    click.echo(f"serving {folder} at http://{'[' + host + ']' if ':' in host else host}:{port}/ (Ctrl-C stops)")
+    serve(folder, host=host, port=port, queue=queue, device=device)
 
 
 if __name__ == "__main__":

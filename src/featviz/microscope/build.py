@@ -192,6 +192,36 @@ def build(
     )
 
 
+def render_units(
+    adapter: ModelAdapter, out: str | Path, layer: str, channels: Sequence[int], progress: bool = False
+) -> list[dict[str, Any]]:
+    """Render units that a build of ``out`` skipped, with the build's own settings (recipe,
+    size, seed, dataset examples), and add them to its catalog; returns their catalog rows.
+    ``featviz microscope serve`` calls this when someone opens such a unit's page."""
+    from featviz.examples import ExamplesResult
+
+    out = Path(out)
+    catalog = Catalog(out / CATALOG)
+    try:
+        meta = catalog.meta()
+        catalog.check_model(adapter.name)
+        names = [entry["name"] for entry in catalog.layers()]
+        if layer not in names:
+            raise FeatvizError(f"{layer!r} is not a layer of this Microscope: expected one of {', '.join(names)}")
+        saved = torch.load(out / "examples.pt", weights_only=False)
+        found: ExamplesResult = saved["result"]
+        rec = Recipe.from_dict(meta["recipe"])
+        position = names.index(layer)
+        prev = names[position - 1] if position else None
+        rows = _slice(
+            adapter, out, layer, prev, list(channels), rec, meta["seed"], found, meta["data"], meta["size"], progress
+        )
+        catalog.put_units(rows)
+    finally:
+        catalog.close()
+    return rows
+
+
 def _barrier(world: int) -> None:
     if world > 1:
         import torch.distributed as dist

@@ -1,98 +1,217 @@
-"""The static site of a built Microscope folder: plain HTML pages with relative links, so it
-works from ``file://`` and from any static host, no server needed.
+"""The site of a built Microscope folder: plain HTML pages with relative links, so it works
+from ``file://`` and from any static host (and from ``featviz microscope serve``).
 
 ``index.html`` lists the layers; ``layers/LAYER.html`` shows a grid of its units (lazy-loaded
-thumbnails) and its DeepDream; ``units/LAYER/CHANNEL.html`` shows a unit: its visualizations,
-dataset examples, activation histogram, the classes it drives, its inputs (linked when built),
-the trust figures with what each means, and how to make each image again.
+thumbnails, sortable by unit, activation and trust figure) and its DeepDream;
+``units/LAYER/CHANNEL.html`` -- the unit's permanent address -- shows its visualizations,
+dataset examples, activation histogram, the classes it drives, the units that drive it and
+that it drives, the trust figures with what each means, and how to make each image again;
+``search.html?q=...`` finds a unit (``blocks.5:51``), a layer or a class ("hen": the units
+that drive it most). The search index is a script (``static/index.js``), not a JSON file that
+a page would have to fetch, because browsers refuse ``fetch`` on ``file://``.
 """
 
 from __future__ import annotations
 
 import html
+import json
+from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from featviz.io.files import atomic_write
 from featviz.microscope.catalog import CATALOG, Catalog
 
-_STYLE = """
-body{font-family:system-ui,sans-serif;margin:1.5em;max-width:72em;color:#222}
-a{color:#0b57d0;text-decoration:none} a:hover{text-decoration:underline}
-.grid{display:flex;flex-wrap:wrap;gap:8px} .grid figure{margin:0;text-align:center;font-size:12px}
-img{border-radius:3px} .row img{margin-right:4px}
-table{border-collapse:collapse} td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:left}
-.hist{display:flex;align-items:flex-end;height:60px;gap:1px} .hist div{background:#0b57d0;width:6px}
-code{background:#f3f3f3;padding:1px 4px;border-radius:3px;font-size:12px}
-"""
+ASSETS = ("site.css", "site.js", "pending.js")
+CLASS_UNITS = 12  # units listed per class in the search index
+THUMBS = 8  # units shown as "drives it" / "it drives"
 
 
-def _page(title: str, body: str, up: str) -> bytes:
-    head = f"<meta charset='utf-8'><title>{html.escape(title)}</title><style>{_STYLE}</style>"
-    nav = f"<p><a href='{up}index.html'>model</a></p>"
-    page = f"<!doctype html><html><head>{head}</head><body>{nav}<h1>{html.escape(title)}</h1>{body}</body></html>"
-    return page.encode()
+def asset(name: str) -> bytes:
+    return (resources.files("featviz.microscope") / "static" / name).read_bytes()
+
+
+def page(title: str, body: str, root: str, *, scripts: tuple[str, ...] = ("site.js",), attrs: str = "") -> bytes:
+    """One page of the site; ``root`` is the relative path back to the folder."""
+    tags = "".join(f"<script src='{root}static/{s}'></script>" for s in scripts)
+    head = (
+        f"<meta charset='utf-8'><meta name='viewport' content='width=device-width'><title>{html.escape(title)}</title>"
+        f"<link rel='icon' href='data:,'><link rel='stylesheet' href='{root}static/site.css'>{tags}"
+    )
+    nav = (
+        f"<nav><a href='{root}index.html'>model</a><form action='{root}search.html'>"
+        "<input name='q' placeholder='unit (blocks.5:51), layer or class (hen)' aria-label='search'></form></nav>"
+    )
+    text = (
+        f"<!doctype html><html><head>{head}</head><body data-root='{root}'{attrs}>{nav}"
+        f"<h1>{html.escape(title)}</h1>{body}</body></html>"
+    )
+    return text.encode()
+
+
+class Site:
+    """Everything a page needs to know about the folder, read once from the catalog."""
+
+    def __init__(self, out: str | Path) -> None:
+        self.out = Path(out)
+        catalog = Catalog(self.out / CATALOG, readonly=True)
+        try:
+            self.meta, self.layers, units = catalog.meta(), catalog.layers(), catalog.units()
+        finally:
+            catalog.close()
+        self.units = {(u["layer"], u["channel"]): u for u in units}
+        self.names = [layer["name"] for layer in self.layers]
+
+    def below(self, layer: str) -> str | None:
+        i = self.names.index(layer)
+        return self.names[i - 1] if i > 0 else None
+
+    def above(self, layer: str) -> str | None:
+        i = self.names.index(layer)
+        return self.names[i + 1] if i + 1 < len(self.names) else None
+
+    def built(self, layer: str) -> list[dict[str, Any]]:
+        return [u for (name, _), u in sorted(self.units.items()) if name == layer]
+
+    def drives_into(self, layer: str, channel: int) -> list[tuple[str, int, float]]:
+        """Units of the next layer whose strongest inputs include this one, strongest first."""
+        above = self.above(layer)
+        if above is None:
+            return []
+        found = [
+            (above, u["channel"], w)
+            for u in self.built(above)
+            for c, w in u["figures"].get("inputs", [])
+            if c == channel
+        ]
+        return sorted(found, key=lambda t: -t[2])[:THUMBS]
+
+    def title(self) -> str:
+        return f"Microscope of {self.meta.get('model')}"
 
 
 def write_site(out: str | Path) -> list[Path]:
-    """Write (or rewrite) the site of the Microscope folder ``out``; returns the pages."""
-    out = Path(out)
-    catalog = Catalog(out / CATALOG, readonly=True)
-    try:
-        meta, layers, units = catalog.meta(), catalog.layers(), catalog.units()
-    finally:
-        catalog.close()
-    by_layer: dict[str, list[dict[str, Any]]] = {}
-    for unit in units:
-        by_layer.setdefault(unit["layer"], []).append(unit)
-    pages = [atomic_write(out / "index.html", _index(meta, layers, by_layer))]
-    for position, layer in enumerate(layers):
-        name = layer["name"]
-        pages.append(atomic_write(out / "layers" / f"{name}.html", _layer(meta, layer, by_layer.get(name, []))))
-        below = layers[position - 1]["name"] if position else None
-        built = {u["channel"] for u in by_layer.get(below or "", [])}
-        for unit in by_layer.get(name, []):
-            pages.append(
-                atomic_write(out / "units" / name / f"{unit['channel']}.html", _unit(meta, unit, below, built))
-            )
-    return pages
+    """Write (or rewrite) the site of the Microscope folder ``out``; returns the files written."""
+    site = Site(out)
+    out = site.out
+    files = [atomic_write(out / "static" / name, asset(name)) for name in ASSETS]
+    files.append(atomic_write(out / "static" / "index.js", _index_script(site)))
+    files.append(atomic_write(out / "index.html", _index(site)))
+    files.append(atomic_write(out / "search.html", page("Search", "<div id='results'></div>", "", scripts=_SEARCH)))
+    for layer in site.layers:
+        files.append(atomic_write(out / "layers" / f"{layer['name']}.html", _layer(site, layer)))
+        for unit in site.built(layer["name"]):
+            files.append(write_unit_page(site, unit))
+    return files
 
 
-def _index(meta: dict[str, Any], layers: list[dict[str, Any]], by_layer: dict[str, list[Any]]) -> bytes:
+_SEARCH = ("index.js", "site.js")
+
+
+def write_unit_page(site: Site, unit: dict[str, Any]) -> Path:
+    root = "../../"
+    body = unit_body(site, unit, src=lambda path: root + path, link=lambda layer, c: f"../{layer}/{c}.html")
+    title = f"{site.meta.get('model')} {unit['layer']}:{unit['channel']}"
+    return atomic_write(site.out / "units" / unit["layer"] / f"{unit['channel']}.html", page(title, body, root))
+
+
+def _index_script(site: Site) -> bytes:
+    classes: dict[str, list[tuple[str, int, float]]] = {}
+    for (layer, c), unit in site.units.items():
+        for _, name, value in (unit["figures"].get("drives") or {}).get("raises", []):
+            classes.setdefault(name.lower(), []).append((layer, c, value))
+    index = {
+        "model": site.meta.get("model"),
+        "layers": [
+            {"name": l["name"], "channels": l["channels"], "built": len(site.built(l["name"]))} for l in site.layers
+        ],
+        "units": {f"{l}:{c}": u["files"]["channel"] for (l, c), u in site.units.items()},
+        "classes": {n: sorted(v, key=lambda t: -t[2])[:CLASS_UNITS] for n, v in sorted(classes.items())},
+    }
+    return b"window.FEATVIZ_INDEX = " + json.dumps(index, separators=(",", ":")).encode() + b";\n"
+
+
+def _index(site: Site) -> bytes:
+    meta = site.meta
     rows = "".join(
         f"<tr><td><a href='layers/{html.escape(l['name'])}.html'>{html.escape(l['name'])}</a></td>"
         f"<td>{'x'.join(str(s) for s in l['shape'])}</td><td>{l['channels']}</td>"
-        f"<td>{len(by_layer.get(l['name'], []))} of {len(l['units'])}</td></tr>"
-        for l in layers
+        f"<td>{len(site.built(l['name']))} of {l['channels']}</td></tr>"
+        for l in site.layers
     )
     body = (
         f"<p>{html.escape(str(meta.get('model')))}, {meta.get('size')} px, seed {meta.get('seed')}, "
         f"dataset examples from {html.escape(str(meta.get('data')))}</p>"
         "<table><tr><th>layer</th><th>output shape</th><th>channels</th><th>units built</th></tr>"
         f"{rows}</table>"
+        "<p class='muted'>Every unit has a permanent address: <code>units/LAYER/CHANNEL.html</code>.</p>"
     )
-    return _page(f"Microscope of {meta.get('model')}", body, "")
+    return page(site.title(), body, "")
 
 
-def _layer(meta: dict[str, Any], layer: dict[str, Any], units: list[dict[str, Any]]) -> bytes:
+_SORTS = (
+    ("channel", "unit"),
+    ("activation", "activation on the data (max)"),
+    ("score", "activation of its visualization"),
+    ("trust", "trust: visualization vs best example"),
+    ("correlation", "trust: rank correlation below"),
+)
+
+
+def _layer(site: Site, layer: dict[str, Any]) -> bytes:
     name = html.escape(layer["name"])
     dream = ""
     if layer["dream"]:
         dream = f"<h2>DeepDream</h2><img src='../{layer['dream']}' width='256' alt='DeepDream of {name}'>"
-    tiles = "".join(
-        f"<figure><a href='../units/{name}/{u['channel']}.html'><img loading='lazy' src='../{u['files']['channel']}' "
-        f"width='96' height='96' alt='{name}:{u['channel']}'></a><figcaption>{u['channel']}</figcaption></figure>"
-        for u in units
+    units = site.built(layer["name"])
+    tiles = "".join(_tile(name, u) for u in units)
+    done = {u["channel"] for u in units}
+    missing = [c for c in range(layer["channels"]) if c not in done]
+    options = "".join(f"<option value='{k}'>{html.escape(t)}</option>" for k, t in _SORTS)
+    body = (
+        f"{dream}<h2>Units ({len(units)} of {layer['channels']} built)</h2>"
+        f"<p>sort by <select id='sort' aria-label='sort by'>{options}</select></p>"
+        f"<div class='grid' id='units'>{tiles}</div>"
     )
-    return _page(f"{meta.get('model')} {layer['name']}", f"{dream}<h2>Units</h2><div class='grid'>{tiles}</div>", "../")
+    if missing:
+        links = " ".join(f"<a data-href='../units/{name}/{c}.html'>{c}</a>" for c in missing)
+        body += (
+            f"<div id='unbuilt' hidden><h2>Not built yet</h2>"
+            f"<p class='muted'>Opening one renders it on this server.</p><p class='unbuilt'>{links}</p></div>"
+        )
+    return page(f"{site.meta.get('model')} {layer['name']}", body, "../")
 
 
-def _unit(meta: dict[str, Any], unit: dict[str, Any], below: str | None, built_below: set[int]) -> bytes:
+def _tile(layer: str, unit: dict[str, Any]) -> str:
+    fig, c = unit["figures"], unit["channel"]
+
+    def num(value: Any) -> str:
+        return "" if value is None else f"{float(value):.4g}"
+
+    data = (
+        f"data-channel='{c}' data-activation='{num(fig['examples'].get('max'))}' data-score='{num(fig.get('score'))}' "
+        f"data-trust='{num(fig.get('activation_vs_best_example'))}' "
+        f"data-correlation='{num(fig.get('rank_correlation_below'))}'"
+    )
+    return (
+        f"<figure {data}><a href='../units/{layer}/{c}.html'><img loading='lazy' src='../{unit['files']['channel']}' "
+        f"width='96' height='96' alt='{layer}:{c}'></a><figcaption>{c}</figcaption></figure>"
+    )
+
+
+def unit_body(
+    site: Site, unit: dict[str, Any], *, src: Callable[[str], str], link: Callable[[str, int], str | None]
+) -> str:
+    """The content of a unit's page; ``src`` turns a file of the folder into an image address,
+    ``link`` a unit into the address of its page (``None``: no link)."""
     layer, c, files, fig = unit["layer"], unit["channel"], unit["files"], unit["figures"]
-    up = "../../"
 
     def img(kind: str, width: int = 128) -> str:
-        return f"<img src='{up}{files[kind]}' width='{width}' alt='{html.escape(kind)}'>"
+        return f"<img src='{src(files[kind])}' width='{width}' alt='{html.escape(kind)}'>"
+
+    def strip(kind: str) -> str:  # k patches side by side, as tall as a thumbnail whatever k is
+        return f"<img src='{src(files[kind])}' height='80' style='max-width:100%' alt='{html.escape(kind)}'>"
 
     views = "".join(img(k) for k in ("channel", "negative", "neuron"))
     diversity = "".join(img(f"diversity_{j}") for j in range(4) if f"diversity_{j}" in files)
@@ -102,20 +221,23 @@ def _unit(meta: dict[str, Any], unit: dict[str, Any], below: str | None, built_b
     drives = fig.get("drives") or {}
     raises = ", ".join(f"{html.escape(n)} ({v:+.3f})" for _, n, v in drives.get("raises", []))
     lowers = ", ".join(f"{html.escape(n)} ({v:+.3f})" for _, n, v in drives.get("lowers", []))
-    inputs = "".join(_input(below, ch, w, ch in built_below) for ch, w in fig.get("inputs", []))
+    below = site.below(layer)
+    inputs = [(below, ch, w) for ch, w in fig.get("inputs", [])] if below else []
     multiple = fig.get("activation_vs_best_example")
     ratio = "n/a (its best example's mean is not above 0)" if multiple is None else f"{multiple:.2f}x"
     commands = "".join(f"<li>{html.escape(kind)}: {_command(rec)}</li>" for kind, rec in unit["records"].items())
-    body = (
+    into = site.drives_into(layer, c)
+    return (
         f"<h2>Feature visualizations</h2><p class='row'>{views}</p>"
         "<p>channel, negative (minimized), neuron at the centre</p>"
         f"<h2>Diversity</h2><p class='row'>{diversity}</p>"
-        f"<h2>Dataset examples</h2><p>top (by spatial maximum)</p>{img('examples_top', 9 * 64)}"
-        f"<p>bottom</p>{img('examples_bottom', 9 * 64)}"
+        f"<h2>Dataset examples</h2><p>top (by spatial maximum)</p>{strip('examples_top')}"
+        f"<p>bottom</p>{strip('examples_bottom')}"
         f"<h2>Activation over the data</h2><div class='hist'>{hist}</div>"
         f"<p>mean {ex['mean']:.3f}, max {ex['max']:.3f}, fires on {100 * ex['fires']:.0f}% of images</p>"
-        f"<h2>What it drives</h2><p>raises: {raises}</p><p>lowers: {lowers}</p>"
-        f"<h2>Its inputs</h2><ul>{inputs}</ul>"
+        f"<h2>Classes it drives</h2><p>raises: {raises}</p><p>lowers: {lowers}</p>"
+        f"<h2>Units that drive it</h2>{_thumbs(site, inputs, src, link, 'the previous layer')}"
+        f"<h2>Units it drives</h2>{_thumbs(site, into, src, link, 'the next layer')}"
         "<h2>Trust</h2><ul>"
         f"<li>activation of the visualization / of the best example: {ratio} "
         "(above 1: it excites the unit more than any photo)</li>"
@@ -123,14 +245,33 @@ def _unit(meta: dict[str, Any], unit: dict[str, Any], below: str | None, built_b
         f"{fig['rank_correlation_below']:.2f} (near 1: it excites the layer below as real images do)</li></ul>"
         f"<h2>Reproduce</h2><ul>{commands}</ul>"
     )
-    return _page(f"{meta.get('model')} {layer}:{c}", body, up)
 
 
-def _input(below: str | None, channel: int, weight: float, built: bool) -> str:
-    name = f"{html.escape(below or '')}:{channel}"
-    if built and below:
-        return f"<li><a href='../{html.escape(below)}/{channel}.html'>{name}</a> ({weight:+.3f})</li>"
-    return f"<li>{name} ({weight:+.3f})</li>"
+def _thumbs(
+    site: Site,
+    units: list[tuple[str, int, float]],
+    src: Callable[[str], str],
+    link: Callable[[str, int], str | None],
+    where: str,
+) -> str:
+    """Units as thumbnails with their weights; built ones link to their pages, the others
+    link only where a server can render them (``data-href``, made a link by site.js)."""
+    if not units:
+        return f"<p class='muted'>none among the built units of {where}</p>"
+    out = []
+    for layer, c, weight in units:
+        name = f"{html.escape(layer)}:{c} ({weight:+.3g})"
+        built = site.units.get((layer, c))
+        href = link(layer, c)
+        if built:
+            alt = f"{html.escape(layer)}:{c}"
+            thumb = f"<img src='{src(built['files']['channel'])}' width='64' height='64' alt='{alt}'>"
+            inner = f"{thumb}<figcaption>{name}</figcaption>"
+            out.append(f"<figure><a href='{href}'>{inner}</a></figure>" if href else f"<figure>{inner}</figure>")
+        else:
+            attr = f" data-href='{href}'" if href else ""
+            out.append(f"<figure><a class='unbuilt'{attr}><figcaption>{name}<br>not built</figcaption></a></figure>")
+    return f"<div class='thumbs'>{''.join(out)}</div>"
 
 
 def _command(rec: dict[str, Any]) -> str:

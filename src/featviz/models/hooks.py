@@ -1,4 +1,5 @@
-"""Capture activations with hooks on only the layers needed, and stop the forward early.
+"""Capture activations with hooks on only the layers needed, and stop the forward early;
+change a layer's output for the length of a block (:func:`intervene`).
 
 The context manager puts the model in eval mode and registers forward hooks on the requested
 layers. As soon as every requested layer has produced its output the forward pass is
@@ -9,7 +10,7 @@ batch norms, channels-last) is a separate context: :func:`featviz.models.speed.f
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -119,3 +120,42 @@ def capture(adapter: ModelAdapter, layers: Iterable[str], *, truncate: bool = Tr
 def hook_count(module: nn.Module) -> int:
     """Number of forward (pre-)hooks registered anywhere under ``module``."""
     return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in module.modules())
+
+
+@contextmanager
+def intervene(
+    adapter: ModelAdapter, layer: str, change: Callable[[torch.Tensor], torch.Tensor]
+) -> Iterator[ModelAdapter]:
+    """Replace the output of ``layer`` by ``change(output)`` in every forward pass run inside
+    the block (an ablation, a patch); the model is in eval mode inside, and the hook is
+    removed and the training flag restored on exit, also when the block raised.
+
+    >>> import featviz
+    >>> adapter = featviz.load_model()
+    >>> x = torch.rand(1, 3, 64, 64)
+    >>> with intervene(adapter, "blocks.6", torch.zeros_like) as model:
+    ...     zeroed = model(x)
+    >>> bool((zeroed != adapter(x)).any()), hook_count(adapter.module)
+    (True, 0)
+    """
+    module = adapter.module
+    was_training = module.training
+    handle = adapter.get_module(adapter.layer_name(layer)).register_forward_hook(lambda m, i, out: change(out))
+    try:
+        module.eval()
+        yield adapter
+    finally:
+        handle.remove()
+        module.train(was_training)
+
+
+@contextmanager
+def eval_mode(adapter: ModelAdapter) -> Iterator[ModelAdapter]:
+    """The model in eval mode for the block; its training flag restored on exit."""
+    module = adapter.module
+    was_training = module.training
+    try:
+        module.eval()
+        yield adapter
+    finally:
+        module.train(was_training)

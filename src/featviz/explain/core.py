@@ -1,0 +1,385 @@
+"""Why did the model say this about my photo? From a prediction back to the channels and the
+small circuit that caused it, each channel with its feature visualization, and a check that
+the attribution is faithful.
+
+Attribution comes from captum: layer Grad-CAM and integrated gradients for *where* in the
+photo, gradient x activation of a layer (summed over space) for *which channels*, and the
+same, taken on an earlier layer for each top channel, for *what feeds them*. The
+visualizations of both layers' channels are one batch of the render loop (or are taken
+from a Microscope catalog). The faithfulness check ablates the top channels and compares
+the logit's drop with that of random channels of the same layer, and deletes the photo's
+regions in the map's order against a random order.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from featviz.data.photos import load_image, resize
+from featviz.errors import FeatvizError
+from featviz.models import ModelAdapter, load_model, place
+from featviz.models.hooks import capture, eval_mode, intervene
+from featviz.models.layers import output_shape
+
+RANDOM_DRAWS = 50  # random k-channel ablations the top-k ablation is compared with
+DELETION_STEPS = 16
+DELETION_GRID = 14  # the photo is deleted in DELETION_GRID x DELETION_GRID regions
+RANDOM_ORDERS = 4
+FEEDERS = 3  # channels of the earlier layer kept per circuit channel
+CIRCUIT = 4  # top channels whose feeders are traced
+
+
+@dataclass
+class Channel:
+    """A channel of a layer and what the explanation says of it."""
+
+    layer: str
+    channel: int
+    contribution: float  # its share of the class logit (or of the logit difference)
+    activation: torch.Tensor  # [h, w] on the photo
+    image: torch.Tensor | None = None  # its feature visualization, [3, S, S]
+    examples: Path | None = None  # its top dataset examples (a Microscope's strip)
+    source: str = "rendered"  # or "microscope"
+
+    @property
+    def unit(self) -> str:
+        return f"{self.layer}:{self.channel}"
+
+
+@dataclass
+class Explanation:
+    """Everything a report shows, as values (see :func:`explain`)."""
+
+    model: str
+    photo: torch.Tensor  # [3, H, W] as the model saw it
+    source: str
+    top: list[tuple[int, str, float]]  # top-5 (index, name, probability)
+    target: tuple[int, str]
+    versus: tuple[int, str] | None  # "why target rather than versus": the top class
+    layer: str
+    earlier: str
+    gradcam: torch.Tensor  # [H, W], >= 0
+    integrated: torch.Tensor  # [H, W], |IG| summed over colour
+    positive: list[Channel]
+    negative: list[Channel]
+    feeders: list[Channel]
+    circuit: list[tuple[int, int, float]]  # (earlier channel, layer channel, weight)
+    ablation: dict[str, Any]
+    deletion: dict[str, Any]
+    settings: dict[str, Any] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        a = self.ablation
+        return (
+            f"Explanation({self.model}: {self.target[1]!r} ({self.target[0]}), {self.layer} top {len(self.positive)}: "
+            f"drop {a['top_drop']:.2f} vs random {a['random_mean']:.2f} +- {a['random_std']:.2f})"
+        )
+
+
+def default_layers(adapter: ModelAdapter) -> tuple[str, str]:
+    """The layer to explain with (the last stage before pooling: ``blocks.6``, ``layer4``)
+    and the earlier one its circuit reaches into (the stage before it)."""
+    names = adapter.layers()
+    stages = [n for n in names if re.fullmatch(r"[^.]+\.\d+", n)]
+    if len(stages) < 2:
+        top = [n for n in names if "." not in n]
+        stages = [n for n in top if len(output_shape(adapter, n)) == 3]
+    if len(stages) < 2:
+        raise FeatvizError(f"cannot choose layers of {adapter.name} by itself: name them (--layer L --earlier E)")
+    return stages[-1], stages[-2]
+
+
+def _spatial(adapter: ModelAdapter, layer: str, what: str) -> tuple[int, ...]:
+    name = adapter.layer_name(layer)
+    shape = output_shape(adapter, name)
+    if len(shape) != 3 or shape[1] * shape[2] < 2:
+        raise FeatvizError(
+            f"{what} {name!r} has no spatial output (its output is {list(shape)}): "
+            "expected a convolutional layer with [channels, height, width]"
+        )
+    return shape
+
+
+def explain(
+    model: str | ModelAdapter | Any,
+    image: str | Path | torch.Tensor,
+    *,
+    target: int | str | None = None,
+    layer: str | None = None,
+    earlier: str | None = None,
+    top: int = 8,
+    size: int = 128,
+    steps: int | None = None,
+    seed: int = 0,
+    microscope: str | Path | None = None,
+    render_images: bool = True,
+    device: str | torch.device = "auto",
+    progress: bool = False,
+) -> Explanation:
+    """Explain the model's prediction on ``image`` (a file, ``skimage:NAME`` or a ``[3, H, W]``
+    tensor in [0, 1]): the class ``target`` (default: the top class; another class is
+    explained against the top one), the ``top`` channels of ``layer`` for and against it,
+    their feeders in ``earlier``, and the faithfulness checks. Visualizations are ``size`` px
+    renders of the microscope recipe (``steps`` overrides it), taken from the Microscope
+    folder ``microscope`` where it has them; ``render_images=False`` skips them."""
+    times: dict[str, float] = {}
+    t0 = time.perf_counter()
+    adapter = load_model(model)
+    place(adapter, model, device)
+    if adapter.labels is None:
+        raise FeatvizError(f"{adapter.name} has no class names: explain needs a classifier with labels")
+    if top < 1:
+        raise FeatvizError(f"expected --top of at least 1, got {top}")
+    layer_default, earlier_default = default_layers(adapter) if layer is None or earlier is None else ("", "")
+    layer = adapter.layer_name(layer or layer_default)
+    _spatial(adapter, layer, "layer")
+    earlier = adapter.layer_name(earlier or _before(adapter, layer, earlier_default))
+    _spatial(adapter, earlier, "earlier layer")
+    wanted = adapter.class_index(target) if target is not None else None
+    photo = resize(image if isinstance(image, torch.Tensor) else load_image(image), adapter.input_size)
+    x = photo[None].to(adapter.device)
+    ranked = adapter.predict(x, k=5)[0]
+    best = ranked[0][0]
+    cls = best if wanted is None else wanted
+    versus = None if cls == best else (best, ranked[0][1])
+    score = _score(adapter, cls, versus[0] if versus else None)
+    times["predict"] = time.perf_counter() - t0
+
+    t = time.perf_counter()
+    gradcam, integrated = _maps(adapter, x, layer, score)
+    times["maps"] = time.perf_counter() - t
+    t = time.perf_counter()
+    contrib, acts = _channels(adapter, x, layer, score)
+    k = min(top, contrib.numel())
+    pos = contrib.topk(k).indices.tolist()
+    neg = (-contrib).topk(k).indices.tolist()
+    positive = [Channel(layer, c, float(contrib[c]), acts[c]) for c in pos]
+    negative = [Channel(layer, c, float(contrib[c]), acts[c]) for c in neg]
+    circuit, feeders = _circuit(adapter, x, layer, earlier, pos[: min(CIRCUIT, k)])
+    times["channels"] = time.perf_counter() - t
+    t = time.perf_counter()
+    ablation = _ablation(adapter, x, layer, pos, score, seed)
+    deletion = _deletion(adapter, x, {"Grad-CAM": gradcam, "integrated gradients": integrated}, cls, seed)
+    times["faithfulness"] = time.perf_counter() - t
+    t = time.perf_counter()
+    if render_images:
+        _visualize(adapter, [*positive, *negative, *feeders], microscope, size, steps, seed, progress)
+    times["visualizations"] = time.perf_counter() - t
+    times["total"] = time.perf_counter() - t0
+    return Explanation(
+        model=adapter.name,
+        photo=photo,
+        source=str(image) if not isinstance(image, torch.Tensor) else "tensor",
+        top=ranked,
+        target=(cls, adapter.labels.name(cls)),
+        versus=versus,
+        layer=layer,
+        earlier=earlier,
+        gradcam=gradcam,
+        integrated=integrated,
+        positive=positive,
+        negative=negative,
+        feeders=feeders,
+        circuit=circuit,
+        ablation=ablation,
+        deletion=deletion,
+        settings={"top": top, "size": size, "steps": steps, "seed": seed, "microscope": str(microscope or "")},
+        seconds=times,
+    )
+
+
+def _before(adapter: ModelAdapter, layer: str, fallback: str) -> str:
+    """The stage before ``layer`` (for a layer named by the user), else ``fallback``."""
+    stages = [n for n in adapter.layers() if re.fullmatch(r"[^.]+\.\d+", n)]
+    if layer in stages and stages.index(layer) > 0:
+        return stages[stages.index(layer) - 1]
+    if fallback:
+        return fallback
+    return default_layers(adapter)[1]
+
+
+def _score(adapter: ModelAdapter, cls: int, versus: int | None) -> Any:
+    """The scalar per image that is explained: the class logit, or its lead over ``versus``."""
+
+    def forward(images: torch.Tensor) -> torch.Tensor:
+        logits = adapter(images)
+        return logits[:, cls] - (logits[:, versus] if versus is not None else 0)
+
+    return forward
+
+
+def _maps(adapter: ModelAdapter, x: torch.Tensor, layer: str, score: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Layer Grad-CAM at ``layer`` (upsampled to the photo) and integrated gradients from a
+    black image, both from captum."""
+    from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam
+
+    with eval_mode(adapter):
+        cam = LayerGradCam(score, adapter.get_module(layer)).attribute(x, relu_attributions=True)
+        cam = LayerAttribution.interpolate(cam, tuple(x.shape[-2:]), interpolate_mode="bilinear")
+        ig = IntegratedGradients(score).attribute(x, baselines=torch.zeros_like(x), n_steps=32, internal_batch_size=8)
+    return cam[0, 0].detach().clamp(min=0).cpu(), ig[0].detach().abs().sum(0).cpu()
+
+
+def _channels(adapter: ModelAdapter, x: torch.Tensor, layer: str, score: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each channel's contribution (captum's gradient x activation, summed over space) and
+    its activation map on the photo."""
+    from captum.attr import LayerActivation, LayerGradientXActivation
+
+    module = adapter.get_module(layer)
+    with eval_mode(adapter):
+        attr = LayerGradientXActivation(score, module).attribute(x)
+        acts = LayerActivation(score, module).attribute(x)
+    return attr[0].detach().sum((1, 2)).cpu(), acts[0].detach().cpu()
+
+
+def _circuit(
+    adapter: ModelAdapter, x: torch.Tensor, layer: str, earlier: str, channels: list[int]
+) -> tuple[list[tuple[int, int, float]], list[Channel]]:
+    """For each channel of ``layer``, the channels of ``earlier`` that drive it most on this
+    photo: gradient x activation of the channel's spatial sum with respect to ``earlier``."""
+    from captum.attr import LayerGradientXActivation
+
+    def sums(images: torch.Tensor) -> torch.Tensor:
+        with capture(adapter, [layer]) as cap:
+            return cap(images)[layer].sum((2, 3))
+
+    with eval_mode(adapter):
+        attr = LayerGradientXActivation(sums, adapter.get_module(earlier)).attribute(
+            x.repeat(len(channels), 1, 1, 1), target=channels
+        )
+        with capture(adapter, [earlier]) as cap:
+            acts = cap(x)[earlier][0].detach().cpu()
+    weights = attr.detach().sum((2, 3)).cpu()  # [len(channels), C_earlier]
+    edges, chosen = [], []
+    for row, c in zip(weights, channels, strict=True):
+        for j in row.topk(min(FEEDERS, row.numel())).indices.tolist():
+            edges.append((j, c, float(row[j])))
+            if j not in chosen:
+                chosen.append(j)
+    total = weights.sum(0)
+    return edges, [Channel(earlier, j, float(total[j]), acts[j]) for j in chosen]
+
+
+def _ablation(
+    adapter: ModelAdapter, x: torch.Tensor, layer: str, channels: list[int], score: Any, seed: int
+) -> dict[str, Any]:
+    """The drop of the explained score when the top channels are zeroed (and when they are
+    replaced by their mean over the photo), beside the drops for random channel sets of the
+    same size: one batched forward, one ablation per row."""
+    n = output_shape(adapter, layer)[0]
+    k = len(channels)
+    gen = torch.Generator().manual_seed(seed)
+    sets = [channels] + [torch.randperm(n, generator=gen)[:k].tolist() for _ in range(RANDOM_DRAWS)]
+    mask = torch.zeros(1 + len(sets), n, 1, 1, dtype=torch.bool)
+    for i, chosen in enumerate(sets, start=1):
+        mask[i, chosen] = True
+    mask = mask.to(adapter.device)
+    out: dict[str, Any] = {"k": k, "draws": RANDOM_DRAWS, "layer": layer}
+    for mode in ("zero", "mean"):
+
+        def change(act: torch.Tensor, mode: str = mode) -> torch.Tensor:
+            fill = torch.zeros_like(act) if mode == "zero" else act.mean((2, 3), keepdim=True).expand_as(act)
+            return torch.where(mask, fill, act)
+
+        with torch.no_grad(), intervene(adapter, layer, change):
+            scores = score(x.repeat(1 + len(sets), 1, 1, 1)).cpu()
+        drops = scores[0] - scores[1:]
+        rand = drops[1:]
+        key = "" if mode == "zero" else "mean_"
+        out[f"{key}top_drop"] = float(drops[0])
+        out[f"{key}random_mean"] = float(rand.mean())
+        out[f"{key}random_std"] = float(rand.std())
+        out[f"{key}random_drops"] = [round(float(d), 4) for d in rand]
+    out["score"] = float(scores[0])
+    out["ratio"] = out["top_drop"] / out["random_mean"] if out["random_mean"] > 0 else float("inf")
+    return out
+
+
+def _deletion(
+    adapter: ModelAdapter, x: torch.Tensor, maps: dict[str, torch.Tensor], cls: int, seed: int
+) -> dict[str, Any]:
+    """Deletion curves: the photo's regions replaced by a heavily blurred copy, in the order of
+    each map (most attributed first) against random orders, the class probability after each
+    step; the area under a curve is its mean (lower: the map found what matters sooner).
+    Blur, not black, because scattered black squares alone wreck a prediction (edges the
+    model never saw), which would flatter the random order."""
+    from torchvision.transforms.functional import gaussian_blur
+
+    g = DELETION_GRID
+    h, w = x.shape[-2:]
+    blurred = gaussian_blur(x, [51, 51], [16.0, 16.0])
+    gen = torch.Generator().manual_seed(seed)
+    orders = {n: F.adaptive_avg_pool2d(m[None, None], g).flatten().argsort(descending=True) for n, m in maps.items()}
+    randoms = [torch.randperm(g * g, generator=gen) for _ in range(RANDOM_ORDERS)]
+    fractions = [i / DELETION_STEPS for i in range(DELETION_STEPS + 1)]
+    curves: dict[str, list[float]] = {}
+    for name, order in [*orders.items(), *((f"random {i}", o) for i, o in enumerate(randoms))]:
+        batch = []
+        for f in fractions:
+            keep = torch.ones(g * g)
+            keep[order[: round(f * g * g)]] = 0
+            region = F.interpolate(keep.view(1, 1, g, g), size=(h, w), mode="nearest").to(x.device)
+            batch.append(x[0] * region[0] + blurred[0] * (1 - region[0]))
+        with torch.no_grad(), eval_mode(adapter):
+            logits = adapter(torch.stack(batch))
+        curves[name] = [round(float(p), 5) for p in logits.softmax(-1)[:, cls]]
+    random_mean = torch.tensor([curves[f"random {i}"] for i in range(RANDOM_ORDERS)]).mean(0).tolist()
+    result: dict[str, Any] = {"fractions": fractions, "fill": "blur", "random": random_mean}
+    result["curves"] = {n: curves[n] for n in orders}
+    result["auc"] = {n: sum(c) / len(c) for n, c in result["curves"].items()}
+    result["random_auc"] = sum(random_mean) / len(random_mean)
+    return result
+
+
+def _visualize(
+    adapter: ModelAdapter,
+    channels: list[Channel],
+    microscope: str | Path | None,
+    size: int,
+    steps: int | None,
+    seed: int,
+    progress: bool,
+) -> None:
+    """Give each channel its visualization: from the Microscope folder where it holds the
+    unit (with its top dataset examples), the others rendered now, all in one batch."""
+    from featviz.optvis.render import render
+
+    if microscope is not None:
+        _from_microscope(adapter, channels, Path(microscope))
+    todo = list(dict.fromkeys(ch.unit for ch in channels if ch.image is None))
+    if not todo:
+        return
+    result = render(adapter, todo, recipe="microscope", size=size, steps=steps, seed=seed, progress=progress)
+    if result.interrupted:
+        raise KeyboardInterrupt
+    images = dict(zip(todo, result.images, strict=True))
+    for ch in channels:
+        if ch.image is None:
+            ch.image = images[ch.unit]
+
+
+def _from_microscope(adapter: ModelAdapter, channels: list[Channel], folder: Path) -> None:
+    from featviz.microscope.catalog import CATALOG, Catalog
+
+    if not (folder / CATALOG).is_file():
+        raise FeatvizError(f"{folder} holds no {CATALOG}: expected a folder made by featviz microscope build")
+    catalog = Catalog(folder / CATALOG, readonly=True)
+    try:
+        catalog.check_model(adapter.name)
+        units = {(u["layer"], u["channel"]): u for u in catalog.units()}
+    finally:
+        catalog.close()
+    for ch in channels:
+        row = units.get((ch.layer, ch.channel))
+        if row is not None:
+            ch.image = load_image(folder / row["files"]["channel"])
+            ch.examples = folder / row["files"]["examples_top"]
+            ch.source = "microscope"

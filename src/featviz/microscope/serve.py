@@ -1,0 +1,226 @@
+"""``featviz microscope serve DIR``: the Microscope's site over HTTP (Starlette on uvicorn),
+plus what a static host cannot do -- a unit that the build skipped is rendered when someone
+opens its page.
+
+Renders go through one worker thread fed by a bounded queue: a unit is rendered once however
+many pages ask for it at the same time, its files and catalog row are written as a build
+writes them (so a restart does not render it again), and when the queue is full a request
+gets a clear 503 instead of piling up work. Only files inside DIR are served (no ``..``,
+encoded slashes, absolute paths or symlinks out), only of the kinds the site is made of, and
+only units of the built model's layers can be asked for.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from featviz.errors import FeatvizError
+from featviz.microscope.catalog import CATALOG, Catalog
+from featviz.microscope.site import page
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".gif": "image/gif",
+    ".mp4": "video/mp4",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+}
+UNIT_PAGE = re.compile(r"^units/([^/]+)/(\d+)\.html$")
+
+
+class QueueFull(FeatvizError):
+    """The render queue holds as many units as it may."""
+
+
+class Renderer:
+    """Renders skipped units of a Microscope folder, one at a time, each at most once."""
+
+    def __init__(self, out: str | Path, limit: int = 16, device: str = "auto") -> None:
+        if limit < 1:
+            raise FeatvizError(f"expected a queue of at least 1 unit, got {limit}")
+        self.out, self.limit, self.device = Path(out), limit, device
+        catalog = Catalog(self.out / CATALOG, readonly=True)
+        try:
+            self.model = catalog.meta()["model"]
+            self.channels = {layer["name"]: layer["channels"] for layer in catalog.layers()}
+        finally:
+            catalog.close()
+        self.renders = 0
+        self.last_seconds = 0.0
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._jobs: dict[tuple[str, int], dict[str, Any]] = {}
+        self._waiting: list[tuple[str, int]] = []
+        self._adapter: Any = None
+        threading.Thread(target=self._work, name="featviz-render", daemon=True).start()
+
+    def is_unit(self, layer: str, channel: int) -> bool:
+        return layer in self.channels and 0 <= channel < self.channels[layer]
+
+    def built(self, layer: str, channel: int) -> bool:
+        return (self.out / "units" / layer / f"{channel}.html").is_file()
+
+    def ask(self, layer: str, channel: int) -> dict[str, Any]:
+        """Queue the unit unless it is built, queued or rendering; its state."""
+        key = (layer, channel)
+        with self._lock:
+            if key not in self._jobs and not self.built(layer, channel):
+                if len(self._waiting) >= self.limit:
+                    raise QueueFull(f"the render queue is full ({self.limit} units waiting): try again in a minute")
+                self._jobs[key] = {"status": "queued"}
+                self._waiting.append(key)
+                self._wake.notify()
+        return self.state(layer, channel)
+
+    def state(self, layer: str, channel: int) -> dict[str, Any]:
+        key = (layer, channel)
+        with self._lock:
+            job = dict(self._jobs.get(key) or {"status": "done" if self.built(layer, channel) else "not built"})
+            if job["status"] == "queued":
+                job["ahead"] = self._waiting.index(key) + (1 if self._busy() else 0)
+            if job["status"] == "rendering" and self.last_seconds:
+                job["progress"] = min(1.0, (time.monotonic() - job["started"]) / self.last_seconds)
+            job.pop("started", None)
+        return job
+
+    def _busy(self) -> bool:
+        return any(j["status"] == "rendering" for j in self._jobs.values())
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {"model": self.model, "renders": self.renders, "queued": len(self._waiting), "limit": self.limit}
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                while not self._waiting:
+                    self._wake.wait()
+                key = self._waiting.pop(0)
+                self._jobs[key] = {"status": "rendering", "started": time.monotonic()}
+            start = time.monotonic()
+            try:
+                self._render(*key)
+                job: dict[str, Any] = {"status": "done"}
+            except Exception as err:  # a failed render is shown on the unit's page
+                job = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+            with self._lock:
+                self._jobs[key] = job
+                if job["status"] == "done":
+                    self.renders += 1
+                    self.last_seconds = time.monotonic() - start
+
+    def _render(self, layer: str, channel: int) -> None:
+        from featviz.microscope.build import render_units
+        from featviz.microscope.site import write_site
+        from featviz.models import load_model, place
+
+        if self._adapter is None:
+            self._adapter = load_model(self.model)
+            place(self._adapter, self.model, self.device)
+        render_units(self._adapter, self.out, layer, [channel])
+        write_site(self.out)
+
+
+def create_app(out: str | Path, renderer: Renderer | None = None) -> Any:
+    """The ASGI application serving the folder ``out``."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
+    from starlette.routing import Route
+
+    root = Path(out).resolve()
+    work = renderer or Renderer(root)
+
+    def unit(request: Request) -> tuple[str, int] | None:
+        layer, channel = request.path_params["layer"], request.path_params["channel"]
+        return (layer, channel) if work.is_unit(layer, channel) else None
+
+    async def status(request: Request) -> Response:
+        return JSONResponse(work.stats())
+
+    async def unit_status(request: Request) -> Response:
+        key = unit(request)
+        if key is None:
+            return JSONResponse({"error": "no such unit in this Microscope"}, status_code=404)
+        return JSONResponse(work.state(*key))
+
+    async def files(request: Request) -> Response:
+        raw = request.scope.get("raw_path", b"").decode("latin-1").lower()
+        path = request.path_params["path"] or "index.html"
+        parts = path.split("/")
+        if "%2f" in raw or "%5c" in raw or "\\" in path or "\0" in path or any(p in ("", ".", "..") for p in parts):
+            return PlainTextResponse("not found", status_code=404)
+        target = (root / path).resolve()
+        if not target.is_relative_to(root):  # a symlink out of the folder
+            return PlainTextResponse("forbidden", status_code=403)
+        if target.is_file() and target.suffix in TYPES:
+            return FileResponse(target, media_type=TYPES[target.suffix], headers={"Cache-Control": "no-cache"})
+        match = UNIT_PAGE.match(path)
+        if match and work.is_unit(match[1], int(match[2])):
+            return _pending(match[1], int(match[2]))
+        return PlainTextResponse("not found", status_code=404)
+
+    def _pending(layer: str, channel: int) -> Response:
+        try:
+            state = work.ask(layer, channel)
+        except QueueFull as err:
+            return PlainTextResponse(str(err), status_code=503, headers={"Retry-After": "60"})
+        if state["status"] == "done":  # finished between the file check and now
+            return FileResponse(root / "units" / layer / f"{channel}.html", media_type=TYPES[".html"])
+        body = (
+            f"<p>{html.escape(layer)}:{channel} was not built; it is being rendered now with the build's settings.</p>"
+            "<div class='progress'><div></div></div><p id='status'>queued</p>"
+        )
+        api = f"/api/units/{layer}/{channel}"
+        title = f"{work.model} {layer}:{channel}"
+        text = page(title, body, "../../", scripts=("pending.js",), attrs=f" data-api='{html.escape(api)}'")
+        return HTMLResponse(text, status_code=202, headers={"Cache-Control": "no-store"})
+
+    routes = [
+        Route("/api/status", status),
+        Route("/api/units/{layer}/{channel:int}", unit_status),
+        Route("/{path:path}", files),
+    ]
+    app = Starlette(routes=routes)
+    app.state.renderer = work
+    return app
+
+
+def check_port(host: str, port: int) -> None:
+    """Refuse a port already in use with one clear line, before uvicorn starts."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            raise FeatvizError(f"cannot listen on {host}:{port} ({err.strerror}): choose another --port") from None
+
+
+def serve(out: str | Path, host: str = "127.0.0.1", port: int = 8000, queue: int = 16, device: str = "auto") -> None:
+    """Serve the Microscope folder ``out`` until interrupted."""
+    try:
+        import starlette  # noqa: F401
+        import uvicorn
+    except ImportError:
+        raise FeatvizError('the server needs Starlette and uvicorn: pip install "featviz[web]"') from None
+
+    out = Path(out)
+    if not (out / CATALOG).is_file():
+        raise FeatvizError(f"{out} holds no {CATALOG}: build it first (featviz microscope build MODEL --out {out})")
+    if not (out / "index.html").is_file():
+        from featviz.microscope.site import write_site
+
+        write_site(out)
+    check_port(host, port)
+    app = create_app(out, Renderer(out, limit=queue, device=device))
+    uvicorn.run(app, host=host, port=port, log_level="warning")

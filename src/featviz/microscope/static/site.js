@@ -1,0 +1,76 @@
+// featviz Microscope: sorting a layer's units, search, and links to units that are not built
+// (the server renders those on demand; a static copy cannot, so it shows them as plain text).
+"use strict";
+
+const served = location.protocol === "http:" || location.protocol === "https:";
+
+function sortUnits(key) {
+  const grid = document.getElementById("units");
+  if (!grid) return;
+  const tiles = Array.from(grid.children);
+  const value = (t) => {
+    const v = t.dataset[key];
+    return v === undefined || v === "" ? -Infinity : Number(v);
+  };
+  tiles.sort((a, b) => (key === "channel" ? value(a) - value(b) : value(b) - value(a)));
+  for (const t of tiles) grid.appendChild(t);
+}
+
+function linkUnbuilt() {
+  for (const a of document.querySelectorAll("a[data-href]")) {
+    if (served) a.setAttribute("href", a.dataset.href);
+  }
+  const more = document.getElementById("unbuilt");
+  if (more && served) more.hidden = false;
+}
+
+function unitLink(root, layer, channel, thumb) {
+  const href = `${root}units/${layer}/${channel}.html`;
+  const img = thumb ? `<img src="${root}${thumb}" width="64" height="64" alt="${layer}:${channel}">` : "";
+  return `<figure><a href="${href}">${img}<figcaption>${layer}:${channel}</figcaption></a></figure>`;
+}
+
+function search(root) {
+  const box = document.getElementById("results");
+  if (!box || !window.FEATVIZ_INDEX) return;
+  const index = window.FEATVIZ_INDEX;
+  const q = (new URLSearchParams(location.search).get("q") || "").trim();
+  document.querySelector("nav input[name=q]").value = q;
+  if (!q) { box.innerHTML = "<p>Search a unit (blocks.5:51), a layer (blocks.5) or a class (hen).</p>"; return; }
+  const esc = (s) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  const parts = [];
+  const unit = q.match(/^(.+):(\d+)$/);
+  if (unit) {
+    const layer = index.layers.find((l) => l.name === unit[1]);
+    const channel = Number(unit[2]);
+    if (!layer) parts.push(`<p>No layer ${esc(unit[1])} in this Microscope.</p>`);
+    else if (channel >= layer.channels) parts.push(`<p>${esc(layer.name)} has ${layer.channels} channels.</p>`);
+    else if (index.units[q]) parts.push(`<h2>Unit</h2><div class="thumbs">${unitLink(root, layer.name, channel, index.units[q])}</div>`);
+    else if (served) parts.push(`<h2>Unit</h2><p>${esc(q)} is not built yet: <a href="${root}units/${layer.name}/${channel}.html">open it to render it now</a>.</p>`);
+    else parts.push(`<p>${esc(q)} is not built; <code>featviz microscope serve</code> renders it when its page is opened.</p>`);
+  }
+  const needle = q.toLowerCase();
+  const layers = index.layers.filter((l) => l.name.toLowerCase().includes(needle));
+  if (layers.length && !unit) {
+    parts.push("<h2>Layers</h2><ul>" + layers.map((l) =>
+      `<li><a href="${root}layers/${l.name}.html">${esc(l.name)}</a> (${l.built} of ${l.channels} units built)</li>`).join("") + "</ul>");
+  }
+  if (!unit) {
+    const names = Object.keys(index.classes);
+    const score = (n) => (n === needle ? 0 : n.split(/[ ,'-]+/).includes(needle) ? 1 : n.startsWith(needle) ? 2 : 3);
+    const hits = names.filter((n) => n.includes(needle)).sort((a, b) => score(a) - score(b)).slice(0, 5);
+    for (const name of hits) {
+      const units = index.classes[name].map(([layer, channel, v]) =>
+        unitLink(root, layer, channel, index.units[`${layer}:${channel}`]).replace("</figcaption>", ` (${v > 0 ? "+" : ""}${v})</figcaption>`));
+      parts.push(`<h2>Units that drive "${esc(name)}" most</h2><div class="thumbs">${units.join("")}</div>`);
+    }
+  }
+  box.innerHTML = parts.length ? parts.join("") : `<p>Nothing matches "${esc(q)}".</p>`;
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  linkUnbuilt();
+  const sorter = document.getElementById("sort");
+  if (sorter) sorter.addEventListener("change", () => sortUnits(sorter.value));
+  search(document.body.dataset.root || "");
+});
