@@ -10,6 +10,7 @@ PUBLIC = [
     "DEFAULT_MODEL",
     "DreamResult",
     "ExamplesResult",
+    "Explanation",
     "FeatvizError",
     "FourierImage",
     "ImageError",
@@ -40,6 +41,7 @@ PUBLIC = [
     "diversity",
     "dream",
     "examples",
+    "explain",
     "get_recipe",
     "imagenet_labels",
     "l1",
@@ -48,6 +50,7 @@ PUBLIC = [
     "load_image",
     "load_model",
     "load_record",
+    "microscope",
     "neuron",
     "parse_objective",
     "parse_unit",
@@ -68,7 +71,8 @@ def test_public_names_are_pinned():
 def test_import_is_light():
     code = (
         "import sys, featviz; heavy = {'flask', 'fastapi', 'aiohttp', 'uvicorn', 'timm', 'sklearn', "
-        "'imageio', 'click'} & set(sys.modules); print(sorted(heavy))"
+        "'imageio', 'click', 'starlette', 'captum', 'playwright', 'matplotlib'} & set(sys.modules); "
+        "print(sorted(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

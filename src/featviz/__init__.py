@@ -10,6 +10,7 @@ tools on top (``atlas``, ``dream``, ``zoom``, ``diverse``) and ``cli``.
 class_logit('hen') - 0.05 * channel('blocks.5', 3)
 """
 
+from featviz import microscope
 from featviz.atlas import AtlasResult, atlas
 from featviz.data import load_image
 from featviz.diverse import diverse
@@ -24,6 +25,7 @@ from featviz.errors import (
     UnknownModelError,
 )
 from featviz.examples import ExamplesResult, examples
+from featviz.explain import Explanation, explain
 from featviz.io.records import load_record, save
 from featviz.models import DEFAULT_MODEL, Labels, ModelAdapter, imagenet_labels, load_model
 from featviz.models.hooks import capture
@@ -61,6 +63,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "DreamResult",
     "ExamplesResult",
+    "Explanation",
     "FeatvizError",
     "FourierImage",
     "ImageError",
@@ -91,6 +94,7 @@ __all__ = [
     "diversity",
     "dream",
     "examples",
+    "explain",
     "get_recipe",
     "imagenet_labels",
     "l1",
@@ -99,6 +103,7 @@ __all__ = [
     "load_image",
     "load_model",
     "load_record",
+    "microscope",
     "neuron",
     "parse_objective",
     "parse_unit",

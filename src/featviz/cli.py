@@ -594,6 +594,73 @@ def examples(
     )
 
 
+@main.command()
+@click.argument("image")
+@click.option("--model", "-m", default=DEFAULT_MODEL, show_default=True)
+@click.option("--class", "target", help="the class to explain (name or index; default: the top class)")
+@click.option("--layer", help="the layer whose channels explain it (default: the last stage before pooling)")
+@click.option("--earlier", help="the layer the circuit reaches into (default: the stage before --layer)")
+@click.option("--top", type=int, default=8, show_default=True, help="channels for and against, ablated together")
+@click.option("--out", "-o", help="the HTML report (default: IMAGE_explain.html); a .png and .json go beside it")
+@click.option("--microscope", "microscope_dir", help="take visualizations and examples from this Microscope")
+@click.option("--size", type=int, default=128, show_default=True, help="visualizations' size in pixels")
+@click.option("--steps", type=int, help="steps per visualization (the microscope recipe's 64 when left out)")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--quiet", "-q", is_flag=True, help="no progress bar")
+def explain(
+    image: str,
+    model: str,
+    target: str | None,
+    layer: str | None,
+    earlier: str | None,
+    top: int,
+    out: str | None,
+    microscope_dir: str | None,
+    size: int,
+    steps: int | None,
+    seed: int,
+    device: str,
+    quiet: bool,
+) -> None:
+    """Explain why MODEL classifies IMAGE (a file or skimage:NAME) as it does: top classes,
+    attribution maps (captum), the channels for and against with their visualizations, a
+    small circuit, and faithfulness checks, in one self-contained HTML report."""
+    from featviz.data.photos import load_image
+    from featviz.explain import explain as run_explain
+    from featviz.explain import write_report
+    from featviz.io.outputs import check_writable
+
+    stem = image.split(":", 1)[1] if image.startswith("skimage:") else Path(image).stem
+    path = Path(out or f"{stem}_explain.html")
+    if path.suffix.lower() not in (".html", ".htm"):
+        raise FeatvizError(f"expected the report as an .html file, got {path}")
+    check_writable(path)
+    photo = load_image(image)
+    result = run_explain(
+        model,
+        photo,
+        target=target,
+        layer=layer,
+        earlier=earlier,
+        top=top,
+        size=size,
+        steps=steps,
+        seed=seed,
+        microscope=microscope_dir,
+        device=device,
+        progress=not quiet,
+        source=image,
+    )
+    files = write_report(result, path)
+    a = result.ablation
+    click.echo(
+        f"{result.model}: {result.target[1]} ({result.target[0]}); top {a['k']} channels of {result.layer} "
+        f"ablated drop the score {a['top_drop']:.2f} vs {a['random_mean']:.2f} +- {a['random_std']:.2f} for random "
+        f"ones; wrote {', '.join(str(f) for f in files)} in {result.seconds['total']:.0f} s"
+    )
+
+
 @main.group()
 def microscope() -> None:
     """Build a browsable Microscope of a model."""

@@ -2,5 +2,16 @@
 and a self-contained HTML report with a PNG summary."""
 
 from featviz.explain.core import Channel, Explanation, default_layers, explain
+from featviz.explain.report import heatmap, numbers, report_html, summary_png, write_report
 
-__all__ = ["Channel", "Explanation", "default_layers", "explain"]
+__all__ = [
+    "Channel",
+    "Explanation",
+    "default_layers",
+    "explain",
+    "heatmap",
+    "numbers",
+    "report_html",
+    "summary_png",
+    "write_report",
+]

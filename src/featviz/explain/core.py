@@ -123,13 +123,15 @@ def explain(
     render_images: bool = True,
     device: str | torch.device = "auto",
     progress: bool = False,
+    source: str | None = None,
 ) -> Explanation:
     """Explain the model's prediction on ``image`` (a file, ``skimage:NAME`` or a ``[3, H, W]``
     tensor in [0, 1]): the class ``target`` (default: the top class; another class is
     explained against the top one), the ``top`` channels of ``layer`` for and against it,
     their feeders in ``earlier``, and the faithfulness checks. Visualizations are ``size`` px
     renders of the microscope recipe (``steps`` overrides it), taken from the Microscope
-    folder ``microscope`` where it has them; ``render_images=False`` skips them."""
+    folder ``microscope`` where it has them; ``render_images=False`` skips them. ``source``
+    names the image in the report when a tensor is passed."""
     times: dict[str, float] = {}
     t0 = time.perf_counter()
     adapter = load_model(model)
@@ -177,7 +179,7 @@ def explain(
     return Explanation(
         model=adapter.name,
         photo=photo,
-        source=str(image) if not isinstance(image, torch.Tensor) else "tensor",
+        source=source or (str(image) if not isinstance(image, torch.Tensor) else "tensor"),
         top=ranked,
         target=(cls, adapter.labels.name(cls)),
         versus=versus,

@@ -1,7 +1,5 @@
-"""A unit of a built Microscope inside a notebook: the content of its page, images inlined.
-
->>> featviz.microscope.show("lite0_microscope", "blocks.5:51")  # doctest: +SKIP
-"""
+"""A unit of a built Microscope inside a notebook: the content of its page, images inlined,
+as ``featviz.microscope.show("lite0_microscope", "blocks.5:51")`` in a cell."""
 
 from __future__ import annotations
 
