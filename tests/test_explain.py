@@ -10,6 +10,7 @@ import torch
 from browser import chromium, images_loaded, watch
 from click.testing import CliRunner
 
+import featviz
 from featviz.cli import main
 from featviz.explain import explain
 from featviz.models.hooks import hook_count
@@ -118,3 +119,24 @@ def test_bad_input_to_explain_is_one_line(tmp_path):
         result = runner.invoke(main, ["explain", *args, *out])
         lines = result.output.strip().splitlines()
         assert result.exit_code == 2 and len(lines) == 1 and expected in lines[0], (args, result.output)
+
+
+def test_visualizations_and_examples_come_from_a_microscope_where_it_has_them(lite0, tmp_path):
+    from featviz.explain.core import Channel, _from_microscope
+    from featviz.microscope import build
+
+    small = {"units_per_layer": 2, "batch": 2, "size": 64, "steps": 4, "k": 2, "examples_limit": 12}
+    build(lite0, tmp_path, layers=["blocks.5", "blocks.6"], progress=False, **small)
+    empty = torch.zeros(7, 7)
+    channels = [
+        Channel("blocks.6", 1, 0.5, empty),
+        Channel("blocks.5", 0, 0.2, empty),
+        Channel("blocks.6", 9, 0.1, empty),
+    ]
+    _from_microscope(lite0, channels, tmp_path)
+    assert [ch.source for ch in channels] == ["microscope", "microscope", "rendered"]
+    assert channels[0].image is not None and channels[0].image.shape == (3, 64, 64)
+    assert channels[0].examples == tmp_path / "units" / "blocks.6" / "1" / "examples_top.png"
+    assert channels[2].image is None and channels[2].examples is None  # left for the batch render
+    with pytest.raises(featviz.FeatvizError, match="holds no catalog.sqlite"):
+        _from_microscope(lite0, channels, tmp_path / "nothing")
