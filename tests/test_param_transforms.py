@@ -130,6 +130,29 @@ def test_crops_resample_to_their_size_but_enlarge_at_most_max_zoom():
     assert zoom.output_size(24, 64) == (30, 40) and T.RandomCrops().output_size(24, 64) == (24, 64)
 
 
+def test_crops_relative_to_the_window_shrink_small_images_only():
+    """``window=True``: never enlarged beyond the average window's side (0.778 of the image
+    for areas of 25-100%): a 224 px image still gives 160 px crops, a 128 px one 100 px."""
+    crops = T.RandomCrops(k=4, area=(0.25, 1.0), size=160, window=True)
+    assert crops.output_size(224, 224) == (160, 160) and crops.output_size(448, 448) == (160, 160)
+    assert crops.output_size(128, 128) == (100, 100)
+    sides = torch.rand(200_000).mul(0.75).add(0.25).sqrt()  # the sides of uniform areas
+    assert abs(sides.mean().item() - crops.mean_side()) < 2e-3
+    assert "window" not in T.RandomCrops(size=160).settings()  # old records replay unchanged
+
+
+def test_a_shallow_unit_gets_fewer_crops_and_the_record_says_so(lite0):
+    from featviz.optvis.spec import resolve
+
+    def crops(unit: str) -> dict:
+        return next(kw for name, kw in resolve(lite0, unit).spec.recipe.transforms if name == "crops")
+
+    assert crops("blocks.1:0")["k"] == 2 and crops("blocks.0:3")["k"] == 2  # stride 4 and 2
+    assert crops("blocks.2:0")["k"] == 4 and crops("logits:hen")["k"] == 4
+    assert crops("blocks.1:0 + blocks.4:2")["k"] == 4  # the deepest layer decides
+    assert "shallow_k" not in crops("blocks.1:0")  # resolved: the record says what ran
+
+
 def test_noise_is_gaussian_moves_every_call_and_follows_the_generator():
     noise = T.GaussianNoise(0.5)
     x = torch.zeros(2, 3, 32, 32)

@@ -111,8 +111,9 @@ _BLUR = _L2.replace(
 
 _DEFAULT = Recipe(
     "default",
-    "Fourier 1/f with decorrelated colour, 4 random crops per step (a quarter to all of "
-    "the image, each resampled to 160 px, enlarged at most 1.25x) with colour jitter and "
+    "Fourier 1/f with decorrelated colour, 4 random crops per step (2 for a unit of a layer "
+    "at a quarter of the input's resolution or more; a quarter to all of the image, each "
+    "resampled to 160 px, enlarged at most 1.25x) with colour jitter and "
     "noise, Adam 0.05 annealed (cosine) to 0.005 over 384 steps: objects other models "
     "recognize, in seconds per image on a CPU",
     param="fourier",
@@ -121,7 +122,7 @@ _DEFAULT = Recipe(
     lr_final=0.1,
     steps=384,
     transforms=(
-        ("crops", {"k": 4, "area": (0.25, 1.0), "size": 160, "max_zoom": 1.25}),
+        ("crops", {"k": 4, "area": (0.25, 1.0), "size": 160, "max_zoom": 1.25, "shallow_k": 2}),
         ("color", {"brightness": 0.05, "contrast": 0.05}),
         ("noise", {"std": 0.02}),
     ),

@@ -175,6 +175,8 @@ def resolve(
     adapter.check_size(*shape)
     rec = rec.replace(size=shape[0] if shape[0] == shape[1] else shape)
     photo, init_desc = _init(init, needs)
+    if transforms is None:
+        rec = _fit_crops(rec, adapter, obj)
     rec, tfm = _fold_transforms(rec, transforms, needs)
     dev = place(adapter, model, device)
     check_memory(adapter, tfm, shape, batch, dev)
@@ -370,6 +372,26 @@ def _fold_param(
             needs.append("param")
     rec = rec.replace(param=kind or CUSTOM + type(param).__name__, param_kwargs=settings)
     return rec, param.batch, shape
+
+
+def _fit_crops(rec: Recipe, adapter: ModelAdapter, obj: O.Objective) -> Recipe:
+    """Resolve a crops transform's ``shallow_k``: its number of crops for an objective whose
+    every layer keeps at least a quarter of the input's resolution (stride 4 or less, a
+    small receptive field), else ``k``; the recipe recorded says which ran."""
+    from featviz.models import INPUT
+    from featviz.models.layers import output_shape
+
+    if not any(name == "crops" and kw.get("shallow_k") for name, kw in rec.transforms):
+        return rec
+    probe = 64
+    shapes = [output_shape(adapter, layer, probe) for layer in dict.fromkeys(obj.layers) if layer != INPUT]
+    shallow = bool(shapes) and all(len(s) == 3 and s[-1] * 4 >= probe for s in shapes)
+    fitted = []
+    for name, kw in rec.transforms:
+        if name == "crops" and kw.get("shallow_k"):
+            kw = {k: v for k, v in kw.items() if k != "shallow_k"} | ({"k": kw["shallow_k"]} if shallow else {})
+        fitted.append((name, kw))
+    return rec.replace(transforms=tuple(fitted))
 
 
 def _fold_transforms(rec: Recipe, transforms: Transform | None, needs: list[str]) -> tuple[Recipe, Transform]:

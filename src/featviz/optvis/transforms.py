@@ -228,11 +228,17 @@ class RandomCrops(Geometric):
 
     Each crop covers a random share ``area`` of the image (as a square window) at a random
     place and is resampled to ``size`` pixels (the image's size when ``None``), but never
-    to more than ``max_zoom`` times the image's own side. A ``size`` near the model's
+    to more than ``max_zoom`` times the image's own side -- or, with ``window=True``, times
+    the average crop window's side, so that a small image is not enlarged beyond what its
+    windows hold and costs less per step. A ``size`` near the model's
     input size shows the model every image at the scale it was trained on: a large image
     costs less per step, a small one is enlarged as the model expects, and the crops show
     it at several scales. The render loop tiles the batch ``k`` times before the transforms
-    run and averages the objective over crops.
+    run and averages the objective over crops. ``shallow_k`` is the number of crops for a
+    unit of a layer that keeps at least a quarter of the input's resolution (its receptive
+    field is small, and each crop already averages it over thousands of positions):
+    :func:`featviz.optvis.spec.resolve` puts it in ``k`` for such a unit, and the record
+    says so.
     """
 
     def __init__(
@@ -241,15 +247,20 @@ class RandomCrops(Geometric):
         area: tuple[float, float] = (0.25, 1.0),
         size: int | None = None,
         max_zoom: float = 1.0,
+        window: bool = False,
+        shallow_k: int | None = None,
     ) -> None:
         super().__init__()
         self.k, self.area, self.size = int(k), (float(area[0]), float(area[1])), size
-        self.max_zoom = float(max_zoom)
+        self.max_zoom, self.window, self.shallow_k = float(max_zoom), bool(window), shallow_k
 
     name = "crops"
 
     def settings(self) -> dict[str, Any]:
-        return {"k": self.k, "area": list(self.area), "size": self.size, "max_zoom": self.max_zoom}
+        out = {"k": self.k, "area": list(self.area), "size": self.size, "max_zoom": self.max_zoom}
+        # keys added later appear only when set, so records made before them replay as they were
+        out.update({"window": True} if self.window else {})
+        return {**out, "shallow_k": self.shallow_k} if self.shallow_k else out
 
     @property
     def copies(self) -> int:  # type: ignore[override]
@@ -266,10 +277,22 @@ class RandomCrops(Geometric):
         """The size of the crops of an ``h`` x ``w`` image: what the model sees."""
         if not self.size:
             return h, w
-        return min(self.size, round(self.max_zoom * h)), min(self.size, round(self.max_zoom * w))
+        zoom = self.max_zoom * (self.mean_side() if self.window else 1.0)
+        return min(self.size, round(zoom * h)), min(self.size, round(zoom * w))
+
+    def mean_side(self) -> float:
+        """The average side of a crop window as a share of the image's side (the square root
+        of an area drawn uniformly from ``area``).
+
+        >>> round(RandomCrops(area=(0.25, 1.0)).mean_side(), 3)
+        0.778
+        """
+        a, b = self.area
+        return 2 / 3 * (b**1.5 - a**1.5) / (b - a) if b > a else a**0.5
 
     def extra_repr(self) -> str:
-        return f"k={self.k}, area={self.area}, size={self.size}, max_zoom={self.max_zoom}"
+        extra = ", window=True" if self.window else ""
+        return f"k={self.k}, area={self.area}, size={self.size}, max_zoom={self.max_zoom}{extra}"
 
 
 class ColorJitter(Transform):
