@@ -134,5 +134,7 @@ def test_huge_size_fails_fast_with_little_memory():
     wall = time.monotonic() - start
     code_, seconds, peak_kib = out.stdout.split("\n")[0].split()
     assert code_ == "2" and "largest size that fits is about" in out.stdout, out.stdout + out.stderr
-    assert float(seconds) < 5, (seconds, wall)  # from the command's start, imports included
+    # from the command's start, imports included (3.4-4.5 s on a quiet 2-core machine): an
+    # answer in seconds, where going ahead would allocate terabytes or run for hours
+    assert float(seconds) < 8, (seconds, wall)
     assert int(peak_kib) < 1.5 * 2**20, peak_kib  # KiB: under 1.5 GiB

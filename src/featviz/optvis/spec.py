@@ -378,14 +378,17 @@ def _fit_crops(rec: Recipe, adapter: ModelAdapter, obj: O.Objective) -> Recipe:
     """Resolve a crops transform's ``shallow_k``: its number of crops for an objective whose
     every layer keeps at least a quarter of the input's resolution (stride 4 or less, a
     small receptive field), else ``k``; the recipe recorded says which ran."""
-    from featviz.models import INPUT
+    from featviz.models import INPUT, LOGITS
     from featviz.models.layers import output_shape
 
     if not any(name == "crops" and kw.get("shallow_k") for name, kw in rec.transforms):
         return rec
     probe = 64
-    shapes = [output_shape(adapter, layer, probe) for layer in dict.fromkeys(obj.layers) if layer != INPUT]
-    shallow = bool(shapes) and all(len(s) == 3 and s[-1] * 4 >= probe for s in shapes)
+    layers = [layer for layer in dict.fromkeys(obj.layers) if layer != INPUT]
+    shallow = bool(layers) and LOGITS not in layers  # a class needs no probe: it is as deep as it gets
+    if shallow:
+        shapes = [output_shape(adapter, layer, probe) for layer in layers]
+        shallow = all(len(s) == 3 and s[-1] * 4 >= probe for s in shapes)
     fitted = []
     for name, kw in rec.transforms:
         if name == "crops" and kw.get("shallow_k"):
