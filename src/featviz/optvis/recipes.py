@@ -183,9 +183,11 @@ RECIPES: dict[str, Recipe] = {
         _DEFAULT,
         _DEFAULT.replace(
             name="large",
-            description="default at 448 px with Adam's eps at 1e-3 (for large images): the finest "
-            "frequencies, which the model only sees shrunk, get gradients ~100x smaller than the "
-            "coarse ones, and without it Adam's per-coefficient step turns them into speckle",
+            description="default at 448 px with Adam's eps at 1e-3 and a steeper Fourier spectrum "
+            "(1/f^1.25) for large images: the finest frequencies, which the model only sees shrunk, "
+            "get gradients ~100x smaller than the coarse ones, and without these Adam's "
+            "per-coefficient step turns them into speckle",
+            param_kwargs={"decay": 1.25},
             optimizer_kwargs={"eps": 1e-3},
             size=448,
         ),
