@@ -144,21 +144,7 @@ def test_two_torchrun_ranks_share_the_units_and_merge_the_examples(tmp_path):
     extra = ["--layers", "blocks.2", "--units-per-layer", "4", "--batch", "2", "--device", "cpu"]
     torchrun = Path(sys.executable).with_name("torchrun")
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [
-        str(torchrun),
-        "--standalone",
-        "--nproc-per-node",
-        "2",
-        "-m",
-        "featviz",
-        "microscope",
-        "build",
-        "efficientnet_lite0",
-        "--out",
-        str(pair),
-        *SMALL,
-        *extra,
-    ]
+    cmd = [str(torchrun), "--standalone", "--nproc-per-node", "2", *_cli(pair, *extra)[1:]]  # -m featviz ...
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "rank 0 of 2" in done.stdout and "rank 1 of 2" in done.stdout

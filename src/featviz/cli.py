@@ -713,7 +713,9 @@ def microscope_build(
     adapter = _load(model, weights, pretrained)
     names = [n.strip() for n in layers.split(",") if n.strip()] if layers else None
     if all_layers:
-        names = [n for n in adapter.layers() if n.count(".") == 1 and n.split(".")[-1].isdigit()]
+        from featviz.models.layers import stages
+
+        names = stages(adapter)
     check_writable(Path(out) / "catalog.sqlite")
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1:
@@ -755,13 +757,10 @@ def microscope_build(
 @click.argument("folder")
 def microscope_site(folder: str) -> None:
     """Write (again) the static site of a built Microscope FOLDER: open FOLDER/index.html."""
-    from featviz.microscope.catalog import CATALOG
+    from featviz.microscope.catalog import require
     from featviz.microscope.site import write_site
 
-    if not (Path(folder) / CATALOG).exists():
-        raise FeatvizError(
-            f"{folder} holds no {CATALOG}: build it first (featviz microscope build MODEL --out {folder})"
-        )
+    require(folder)
     pages = write_site(folder)
     click.echo(f"wrote {len(pages)} files; open {Path(folder) / 'index.html'}")
 

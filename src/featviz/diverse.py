@@ -13,6 +13,7 @@ from torch import nn
 
 from featviz.errors import FeatvizError
 from featviz.models import INPUT, LOGITS, ModelAdapter, load_model
+from featviz.models.layers import stages
 from featviz.optvis.objectives import Objective, diversity
 from featviz.optvis.render import RenderResult, render
 from featviz.optvis.units import parse_objective
@@ -28,10 +29,10 @@ def diversity_layer(adapter: ModelAdapter, objective: Objective) -> str:
     own = [name for name in objective.layers if name not in (LOGITS, INPUT)]
     if own:
         return own[-1]
-    stages = [n for n in adapter.layers() if n.count(".") == 1 and n.split(".")[-1].isdigit()]
-    if not stages:
+    found = stages(adapter)
+    if not found:
         raise FeatvizError(f"cannot choose a layer for the diversity term of {objective!r}: give one (layer=...)")
-    return stages[len(stages) // 2]
+    return found[len(found) // 2]
 
 
 def diverse(

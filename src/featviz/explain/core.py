@@ -13,7 +13,6 @@ regions in the map's order against a random order.
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,7 @@ from featviz.data.photos import load_image, resize
 from featviz.errors import FeatvizError
 from featviz.models import ModelAdapter, load_model, place
 from featviz.models.hooks import capture, eval_mode, intervene
-from featviz.models.layers import output_shape
+from featviz.models.layers import output_shape, stages
 
 RANDOM_DRAWS = 50  # random k-channel ablations the top-k ablation is compared with
 DELETION_STEPS = 16
@@ -87,14 +86,13 @@ class Explanation:
 def default_layers(adapter: ModelAdapter) -> tuple[str, str]:
     """The layer to explain with (the last stage before pooling: ``blocks.6``, ``layer4``)
     and the earlier one its circuit reaches into (the stage before it)."""
-    names = adapter.layers()
-    stages = [n for n in names if re.fullmatch(r"[^.]+\.\d+", n)]
-    if len(stages) < 2:
-        top = [n for n in names if "." not in n]
-        stages = [n for n in top if len(output_shape(adapter, n)) == 3]
-    if len(stages) < 2:
+    found = stages(adapter)
+    if len(found) < 2:
+        top = [n for n in adapter.layers() if "." not in n]
+        found = [n for n in top if len(output_shape(adapter, n)) == 3]
+    if len(found) < 2:
         raise FeatvizError(f"cannot choose layers of {adapter.name} by itself: name them (--layer L --earlier E)")
-    return stages[-1], stages[-2]
+    return found[-1], found[-2]
 
 
 def _spatial(adapter: ModelAdapter, layer: str, what: str) -> tuple[int, ...]:
@@ -140,10 +138,9 @@ def explain(
         raise FeatvizError(f"{adapter.name} has no class names: explain needs a classifier with labels")
     if top < 1:
         raise FeatvizError(f"expected --top of at least 1, got {top}")
-    layer_default, earlier_default = default_layers(adapter) if layer is None or earlier is None else ("", "")
-    layer = adapter.layer_name(layer or layer_default)
+    layer = adapter.layer_name(layer or default_layers(adapter)[0])
     _spatial(adapter, layer, "layer")
-    earlier = adapter.layer_name(earlier or _before(adapter, layer, earlier_default))
+    earlier = adapter.layer_name(earlier or _before(adapter, layer))
     _spatial(adapter, earlier, "earlier layer")
     wanted = adapter.class_index(target) if target is not None else None
     photo = resize(image if isinstance(image, torch.Tensor) else load_image(image), adapter.input_size)
@@ -198,13 +195,12 @@ def explain(
     )
 
 
-def _before(adapter: ModelAdapter, layer: str, fallback: str) -> str:
-    """The stage before ``layer`` (for a layer named by the user), else ``fallback``."""
-    stages = [n for n in adapter.layers() if re.fullmatch(r"[^.]+\.\d+", n)]
-    if layer in stages and stages.index(layer) > 0:
-        return stages[stages.index(layer) - 1]
-    if fallback:
-        return fallback
+def _before(adapter: ModelAdapter, layer: str) -> str:
+    """The stage before ``layer``; for a layer that is not a numbered stage, the default
+    earlier layer."""
+    found = stages(adapter)
+    if layer in found and found.index(layer) > 0:
+        return found[found.index(layer) - 1]
     return default_layers(adapter)[1]
 
 
@@ -369,11 +365,9 @@ def _visualize(
 
 
 def _from_microscope(adapter: ModelAdapter, channels: list[Channel], folder: Path) -> None:
-    from featviz.microscope.catalog import CATALOG, Catalog
+    from featviz.microscope.catalog import Catalog, require
 
-    if not (folder / CATALOG).is_file():
-        raise FeatvizError(f"{folder} holds no {CATALOG}: expected a folder made by featviz microscope build")
-    catalog = Catalog(folder / CATALOG, readonly=True)
+    catalog = Catalog(require(folder), readonly=True)
     try:
         catalog.check_model(adapter.name)
         units = {(u["layer"], u["channel"]): u for u in catalog.units()}

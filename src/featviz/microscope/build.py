@@ -40,7 +40,7 @@ from featviz.io.images import png_bytes
 from featviz.microscope.catalog import CATALOG, Catalog, all_done, part_path
 from featviz.models import LOGITS, ModelAdapter, load_model, place
 from featviz.models.hooks import capture
-from featviz.models.layers import output_shape
+from featviz.models.layers import output_shape, stages
 from featviz.optvis.objectives import as_grid
 from featviz.optvis.recipes import MICROSCOPE, Recipe, get_recipe
 
@@ -76,10 +76,10 @@ class BuildReport:
 def default_layers(adapter: ModelAdapter) -> list[str]:
     """An early, a middle and a late stage: of the model's top-level numbered stages
     (``blocks.0`` ... ``blocks.6``) the second, the middle one and the last."""
-    stages = [n for n in adapter.layers() if n.count(".") == 1 and n.split(".")[-1].isdigit()]
-    if len(stages) < 3:
+    found = stages(adapter)
+    if len(found) < 3:
         raise FeatvizError(f"cannot choose layers of {adapter.name} by itself: name them (--layers L1,L2)")
-    return list(dict.fromkeys([stages[1], stages[len(stages) // 2], stages[-1]]))
+    return list(dict.fromkeys([found[1], found[len(found) // 2], found[-1]]))
 
 
 def _distributed() -> tuple[int, int]:

@@ -158,6 +158,14 @@ class Catalog:
         return str(self.db.execute("PRAGMA integrity_check").fetchone()[0])
 
 
+def require(out: str | Path) -> Path:
+    """The catalog of the Microscope folder ``out``, or one clear error when it has none."""
+    path = Path(out) / CATALOG
+    if not path.is_file():
+        raise FeatvizError(f"{out} holds no {CATALOG}: build it first (featviz microscope build MODEL --out {out})")
+    return path
+
+
 def part_path(out: str | Path, rank: int) -> Path:
     return Path(out) / PARTS / f"rank-{rank}.sqlite"
 

@@ -8,7 +8,7 @@ import html
 from pathlib import Path
 
 from featviz.errors import FeatvizError, suggestion
-from featviz.microscope.catalog import CATALOG
+from featviz.microscope.catalog import require
 from featviz.microscope.site import Site, unit_body
 
 _STYLE = (
@@ -36,8 +36,7 @@ class UnitView:
 def view(out: str | Path, unit: str) -> UnitView:
     """The page content of ``unit`` ("LAYER:CHANNEL") of the Microscope folder ``out``."""
     out = Path(out)
-    if not (out / CATALOG).is_file():
-        raise FeatvizError(f"{out} holds no {CATALOG}: build it first (featviz microscope build MODEL --out {out})")
+    require(out)
     layer, sep, channel = unit.rpartition(":")
     if not sep or not channel.isdigit():
         raise FeatvizError(f"expected a unit as LAYER:CHANNEL (blocks.5:51), got {unit!r}")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from featviz.errors import FeatvizError
-from featviz.microscope.catalog import CATALOG, Catalog
+from featviz.microscope.catalog import CATALOG, Catalog, require
 from featviz.microscope.site import page
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -215,8 +215,7 @@ def serve(out: str | Path, host: str = "127.0.0.1", port: int = 8000, queue: int
         raise FeatvizError('the server needs Starlette and uvicorn: pip install "featviz[web]"') from None
 
     out = Path(out)
-    if not (out / CATALOG).is_file():
-        raise FeatvizError(f"{out} holds no {CATALOG}: build it first (featviz microscope build MODEL --out {out})")
+    require(out)
     if not (out / "index.html").is_file():
         from featviz.microscope.site import write_site
 

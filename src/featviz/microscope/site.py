@@ -62,30 +62,26 @@ class Site:
             catalog.close()
         self.units = {(u["layer"], u["channel"]): u for u in units}
         self.names = [layer["name"] for layer in self.layers]
+        self.by_layer: dict[str, list[dict[str, Any]]] = {}
+        for key in sorted(self.units):
+            self.by_layer.setdefault(key[0], []).append(self.units[key])
+        # each unit's strongest inputs, read the other way: unit below -> units it drives
+        self.driven: dict[tuple[str, int], list[tuple[str, int, float]]] = {}
+        for layer, above in zip(self.names, self.names[1:], strict=False):
+            for unit in self.built(above):
+                for c, w in unit["figures"].get("inputs", []):
+                    self.driven.setdefault((layer, c), []).append((above, unit["channel"], w))
 
     def below(self, layer: str) -> str | None:
         i = self.names.index(layer)
         return self.names[i - 1] if i > 0 else None
 
-    def above(self, layer: str) -> str | None:
-        i = self.names.index(layer)
-        return self.names[i + 1] if i + 1 < len(self.names) else None
-
     def built(self, layer: str) -> list[dict[str, Any]]:
-        return [u for (name, _), u in sorted(self.units.items()) if name == layer]
+        return self.by_layer.get(layer, [])
 
     def drives_into(self, layer: str, channel: int) -> list[tuple[str, int, float]]:
         """Units of the next layer whose strongest inputs include this one, strongest first."""
-        above = self.above(layer)
-        if above is None:
-            return []
-        found = [
-            (above, u["channel"], w)
-            for u in self.built(above)
-            for c, w in u["figures"].get("inputs", [])
-            if c == channel
-        ]
-        return sorted(found, key=lambda t: -t[2])[:THUMBS]
+        return sorted(self.driven.get((layer, channel), []), key=lambda t: -t[2])[:THUMBS]
 
     def title(self) -> str:
         return f"Microscope of {self.meta.get('model')}"

@@ -21,6 +21,16 @@ class LayerInfo:
         return self.name.count(".")
 
 
+def stages(adapter: ModelAdapter) -> list[str]:
+    """The model's top-level numbered stages, in order (``blocks.0`` ... ``blocks.6``).
+
+    >>> import featviz
+    >>> stages(featviz.load_model())[:2]
+    ['blocks.0', 'blocks.1']
+    """
+    return [n for n in adapter.layers() if n.count(".") == 1 and n.split(".")[-1].isdigit()]
+
+
 def _channels(shape: tuple[int, ...]) -> int | None:
     if len(shape) == 3:  # [C, H, W]
         return shape[0]
