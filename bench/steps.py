@@ -1,19 +1,27 @@
-"""Fewer or cheaper steps for the default recipe: judge transfer and cost of variants.
+"""Fewer or cheaper steps: judge transfer and cost of variants of a recipe.
 
-    python bench/steps.py s128 s160k2 s256k2          # variants by name (see VARIANTS)
-    python bench/steps.py d384 --size 224 --seed 1
+    python bench/steps.py s192k2 steps=192 k=2                      # one variant of 'quality'
+    python bench/steps.py a steps=192 k=2 -- b steps=160 k=2 lr=0.06  # several, '--' between
+    python bench/steps.py fast base=default classes=tuned seed=0     # a recipe as it is
 
-Each variant renders the 16 held-out classes (8 per batch, the same batches for all) on
-EfficientNet-Lite0; Lite1 and Lite2 judge (top-1 and the rank of the class, 0 = top-1).
-Seconds per image are the batched cost, for comparing variants with each other; what a user
-waits for one image at a time is measured by ``bench/single.py``.
+A variant is a name and ``key=value`` changes to a base recipe (``base=``, default
+``quality``): ``steps``, ``lr``, ``lr_final``, ``k`` (crops per step), ``crop`` (their size),
+``a0`` (the smallest crop's share of the image), ``zoom`` (max_zoom), ``decay`` (Fourier
+spectrum), ``eps`` and ``b2`` (Adam), ``size`` (image), ``seed`` and ``classes``
+(``held-out``, default, or ``tuned``: the 16 classes the recipes were tuned on).
+
+Each variant renders 16 classes (8 per batch, the same batches for all) on EfficientNet-Lite0;
+Lite1 and Lite2 judge (top-1 and the rank of the class, 0 = top-1). Seconds per image are the
+batched cost, for comparing variants with each other; what a user waits for one image at a
+time is measured by ``bench/single.py``.
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
+import sys
 import time
+from typing import Any
 
 import torch
 
@@ -22,55 +30,73 @@ from featviz.data.photos import resize
 from featviz.optvis.recipes import Recipe, get_recipe
 
 HELD_OUT = [33, 76, 99, 207, 281, 309, 323, 388, 417, 430, 471, 508, 559, 717, 779, 954]
+TUNED = [8, 144, 288, 587, 605, 800, 964, 983, 1, 130, 291, 340, 407, 511, 817, 948]
 
 
-def crops(k: int, size: int, zoom: float = 1.25) -> tuple:
-    return (
-        ("crops", {"k": k, "area": (0.25, 1.0), "size": size, "max_zoom": zoom}),
-        ("color", {"brightness": 0.05, "contrast": 0.05}),
-        ("noise", {"std": 0.02}),
-    )
-
-
-BASE = get_recipe("default")
-VARIANTS: dict[str, Recipe] = {
-    "d384": BASE,
-    "s128": BASE.replace(steps=128),
-    "s128lr08": BASE.replace(steps=128, lr=0.08),
-    "s96lr1": BASE.replace(steps=96, lr=0.1),
-    "s160k2": BASE.replace(steps=160, transforms=crops(2, 160)),
-    "s128k2lr08": BASE.replace(steps=128, lr=0.08, transforms=crops(2, 160)),
-    "s256k2": BASE.replace(steps=256, transforms=crops(2, 160)),
-    "s192k2lr06": BASE.replace(steps=192, lr=0.06, transforms=crops(2, 160)),
-}
+def variant(base: Recipe, changes: dict[str, str]) -> Recipe:
+    """``base`` with the bench's short keys applied."""
+    kv: dict[str, Any] = dict(changes)
+    crops = next((dict(s) for n, s in base.transforms if n == "crops"), {})
+    keys = {"k": ("k", int), "crop": ("size", int), "zoom": ("max_zoom", float)}
+    for key, (name, cast) in keys.items():
+        if key in kv:
+            crops[name] = cast(kv.pop(key))
+    if "a0" in kv:
+        crops["area"] = (float(kv.pop("a0")), 1.0)
+    out: dict[str, Any] = {"transforms": tuple((n, crops if n == "crops" else s) for n, s in base.transforms)}
+    for key, cast in (("steps", int), ("lr", float), ("lr_final", float)):
+        if key in kv:
+            out[key] = cast(kv.pop(key))
+    if "decay" in kv:
+        out["param_kwargs"] = {**base.param_kwargs, "decay": float(kv.pop("decay"))}
+    opt = dict(base.optimizer_kwargs)
+    if "eps" in kv:
+        opt["eps"] = float(kv.pop("eps"))
+    if "b2" in kv:
+        opt["betas"] = (0.9, float(kv.pop("b2")))
+    out["optimizer_kwargs"] = opt
+    if kv:
+        raise SystemExit(f"unknown keys {sorted(kv)}; see the docstring")
+    return base.replace(**out)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("variants", nargs="+", choices=sorted(VARIANTS))
-    ap.add_argument("--size", type=int, default=224)
-    ap.add_argument("--seed", type=int, default=1)
-    args = ap.parse_args()
+    groups: list[list[str]] = [[]]
+    for arg in sys.argv[1:]:
+        if arg == "--":
+            groups.append([])
+        else:
+            groups[-1].append(arg)
+    if not groups[0] or groups[0][0].startswith("-"):
+        raise SystemExit(__doc__)
     adapter = featviz.load_model()
     judges = {n: featviz.load_model(n) for n in ("efficientnet_lite1", "efficientnet_lite2")}
-    for name in args.variants:
-        recipe = VARIANTS[name].replace(name=name)
+    for name, *changes in groups:
+        kv = dict(c.split("=", 1) for c in changes)
+        size, seed = int(kv.pop("size", 224)), int(kv.pop("seed", 1))
+        classes = TUNED if kv.pop("classes", "held-out") == "tuned" else HELD_OUT
+        recipe = variant(get_recipe(kv.pop("base", "quality")), kv).replace(name=name)
         start, images = time.perf_counter(), []
-        for i in range(0, len(HELD_OUT), 8):
-            units = [f"logits:{c}" for c in HELD_OUT[i : i + 8]]
-            images.append(
-                featviz.render(adapter, units, recipe=recipe, size=args.size, seed=args.seed, progress=False).images
-            )
-        seconds = (time.perf_counter() - start) / len(HELD_OUT)
+        for i in range(0, len(classes), 8):
+            units = [f"logits:{c}" for c in classes[i : i + 8]]
+            result = featviz.render(adapter, units, recipe=recipe, size=size, seed=seed, progress=False)
+            images.append(result.images)
+        seconds = (time.perf_counter() - start) / len(classes)
         x = torch.cat(images)
         cells = []
         for judge_name, judge in judges.items():
             with torch.no_grad():
                 logits = judge(resize(x, judge.input_size))
-            ranks = [int((logits[i] > logits[i, c]).sum()) for i, c in enumerate(HELD_OUT)]
+            ranks = [int((logits[i] > logits[i, c]).sum()) for i, c in enumerate(classes)]
             top1 = sum(r == 0 for r in ranks)
             cells.append(f"{judge_name[-5:]} top-1 {top1}/16, mean rank {statistics.fmean(ranks):.2f}, ranks {ranks}")
-        print(f"{name} at {args.size} px: {seconds:.2f} s / image batched; " + "; ".join(cells), flush=True)
+        blown = float(((x.clamp(0, 1) * 255).round() % 255 == 0).float().mean())
+        print(
+            f"{name} ({' '.join(changes) or 'as it is'}) at {size} px: {seconds:.2f} s / image batched; "
+            + "; ".join(cells)
+            + f"; blown-out {100 * blown:.2f}%",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -145,7 +145,8 @@ def test_a_shallow_unit_gets_fewer_crops_and_the_record_says_so(lite0):
     from featviz.optvis.spec import resolve
 
     def crops(unit: str) -> dict:
-        return next(kw for name, kw in resolve(lite0, unit).spec.recipe.transforms if name == "crops")
+        spec = resolve(lite0, unit, recipe="quality").spec
+        return next(kw for name, kw in spec.recipe.transforms if name == "crops")
 
     assert crops("blocks.1:0")["k"] == 2 and crops("blocks.0:3")["k"] == 2  # stride 4 and 2
     assert crops("blocks.2:0")["k"] == 4 and crops("logits:hen")["k"] == 4
