@@ -56,6 +56,8 @@ CONTENDERS: dict[str, tuple[str, Renderer]] = {
     "featviz default 224": ("featviz", featviz_recipe("default")),
     "featviz default 128": ("featviz", featviz_recipe("default", size=128)),
     "featviz default 448": ("featviz", featviz_recipe("default", size=448)),
+    "featviz fast 224": ("featviz", featviz_recipe("fast")),
+    "featviz fast 128": ("featviz", featviz_recipe("fast", size=128)),
     "featviz large 448": ("featviz", featviz_recipe("large")),
     "lucent render_vis defaults (128 px)": ("lucent", lambda a, c, s: peers.lucent(a, c, s)),
     "classic tutorial loop 224": ("classic", lambda a, c, s: peers.classic(a, c, s)),

@@ -1,11 +1,11 @@
 """Fewer or cheaper steps: judge transfer and cost of variants of a recipe.
 
-    python bench/steps.py s192k2 steps=192 k=2                      # one variant of 'quality'
+    python bench/steps.py s192k2 steps=192 k=2                      # one variant of the default
     python bench/steps.py a steps=192 k=2 -- b steps=160 k=2 lr=0.06  # several, '--' between
-    python bench/steps.py fast base=default classes=tuned seed=0     # a recipe as it is
+    python bench/steps.py fast base=fast classes=tuned seed=0        # a recipe as it is
 
 A variant is a name and ``key=value`` changes to a base recipe (``base=``, default
-``quality``): ``steps``, ``lr``, ``lr_final``, ``k`` (crops per step), ``crop`` (their size),
+``default``): ``steps``, ``lr``, ``lr_final``, ``k`` (crops per step), ``crop`` (their size),
 ``a0`` (the smallest crop's share of the image), ``zoom`` (max_zoom), ``decay`` (Fourier
 spectrum), ``eps`` and ``b2`` (Adam), ``size`` (image), ``seed`` and ``classes``
 (``held-out``, default, or ``tuned``: the 16 classes the recipes were tuned on).
@@ -75,7 +75,7 @@ def main() -> None:
         kv = dict(c.split("=", 1) for c in changes)
         size, seed = int(kv.pop("size", 224)), int(kv.pop("seed", 1))
         classes = TUNED if kv.pop("classes", "held-out") == "tuned" else HELD_OUT
-        recipe = variant(get_recipe(kv.pop("base", "quality")), kv).replace(name=name)
+        recipe = variant(get_recipe(kv.pop("base", "default")), kv).replace(name=name)
         start, images = time.perf_counter(), []
         for i in range(0, len(classes), 8):
             units = [f"logits:{c}" for c in classes[i : i + 8]]

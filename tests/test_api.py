@@ -79,5 +79,5 @@ def test_import_is_light():
 
 
 def test_recipes_are_documented():
-    assert {"naive", "gray", "robust", "l2", "blur", "lucid", "maco", "default"} <= set(featviz.RECIPES)
+    assert {"naive", "gray", "robust", "l2", "blur", "lucid", "maco", "default", "fast"} <= set(featviz.RECIPES)
     assert all(r.description for r in featviz.RECIPES.values())

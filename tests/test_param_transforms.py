@@ -145,7 +145,7 @@ def test_a_shallow_unit_gets_fewer_crops_and_the_record_says_so(lite0):
     from featviz.optvis.spec import resolve
 
     def crops(unit: str) -> dict:
-        spec = resolve(lite0, unit, recipe="quality").spec
+        spec = resolve(lite0, unit).spec
         return next(kw for name, kw in spec.recipe.transforms if name == "crops")
 
     assert crops("blocks.1:0")["k"] == 2 and crops("blocks.0:3")["k"] == 2  # stride 4 and 2

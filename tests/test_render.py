@@ -130,3 +130,15 @@ def test_record_every_keeps_frames_of_the_image_forming(lite0):
     assert torch.equal(result.frames[-1], result.images)
     first, last = result.frames[0], result.frames[-1]
     assert (last - first).abs().mean() > (result.frames[1] - first).abs().mean() * 0.5
+
+
+def test_fast_recipe_is_a_quarter_of_the_default_and_still_draws_the_class(lite0):
+    """``fast``: half the steps and half the crops of the default; the class it draws is what
+    the model sees first, and the record says what ran."""
+    default, fast = featviz.get_recipe("default"), featviz.get_recipe("fast")
+    crops = {r.name: dict(r.transforms)["crops"] for r in (default, fast)}
+    assert fast.steps * 2 == default.steps and crops["fast"]["k"] * 2 == crops["default"]["k"]
+    result = featviz.render(lite0, "logits:goldfish", recipe="fast", size=128, seed=0, progress=False)
+    assert lite0.predict(result.images)[0][0][1] == "goldfish"
+    assert result.record["recipe"]["name"] == "fast" and result.record["recipe"]["steps"] == 192
+    assert result.curve[-16:, 0].mean() > result.curve[:8, 0].mean() + 5

@@ -109,13 +109,13 @@ _BLUR = _L2.replace(
     name="blur", description="l2 plus a Gaussian blur of the pixels every 10 steps", blur_every=10, blur_sigma=1.0
 )
 
-_QUALITY = Recipe(
-    "quality",
+_DEFAULT = Recipe(
+    "default",
     "Fourier 1/f with decorrelated colour, 4 random crops per step (2 for a unit of a layer "
     "at a quarter of the input's resolution or more; a quarter to all of the image, each "
     "resampled to 160 px, enlarged at most 1.25x) with colour jitter and "
-    "noise, Adam 0.05 annealed (cosine) to 0.005 over 384 steps: the default of before, "
-    "twice the steps and crops for a little more transfer on hard classes",
+    "noise, Adam 0.05 annealed (cosine) to 0.005 over 384 steps: objects other models "
+    "recognize, in seconds per image on a CPU",
     param="fourier",
     lr=0.05,
     lr_schedule="cosine",
@@ -128,12 +128,12 @@ _QUALITY = Recipe(
     ),
 )
 
-_DEFAULT = _QUALITY.replace(
-    name="default",
-    description="Fourier 1/f with decorrelated colour, 2 random crops per step (a quarter to all "
-    "of the image, each resampled to 160 px, enlarged at most 1.25x) with colour jitter and "
-    "noise, Adam 0.05 annealed (cosine) to 0.005 over 192 steps: objects other models "
-    "recognize, in seconds per image on a CPU",
+#: A quarter of the default's work: half the steps, half the crops. One image per command in a
+#: fifth of Lucent's time, at a transfer a little below the default's (bench/single.py).
+FAST = _DEFAULT.replace(
+    name="fast",
+    description="the default with 2 crops per step and 192 steps: a quarter of its work, "
+    "a fifth of Lucent's time per image, on hard classes a little less transfer",
     steps=192,
     transforms=(
         ("crops", {"k": 2, "area": (0.25, 1.0), "size": 160, "max_zoom": 1.25}),
@@ -158,7 +158,7 @@ DREAM = Recipe(
 #: The build's recipe: the default with 2 crops at the image's own size and 64 steps, so a
 #: whole layer renders in minutes on a CPU. At 128 px it draws the same patterns as 4 crops
 #: and 96 steps in a quarter of the time (bench/microscope.py, docs/benchmarks.md).
-MICROSCOPE = _QUALITY.replace(
+MICROSCOPE = _DEFAULT.replace(
     name="microscope",
     description="default recipe for whole-model builds: 2 crops at the image size, 64 steps",
     steps=64,
@@ -195,10 +195,10 @@ RECIPES: dict[str, Recipe] = {
             transforms=(("crops", {"k": 4, "area": (0.3, 1.0)}), ("noise", {"std": 0.02})),
         ),
         _DEFAULT,
-        _QUALITY,
-        _QUALITY.replace(
+        FAST,
+        _DEFAULT.replace(
             name="large",
-            description="quality at 448 px with Adam's eps at 1e-3 and a steeper Fourier spectrum "
+            description="default at 448 px with Adam's eps at 1e-3 and a steeper Fourier spectrum "
             "(1/f^1.25) for large images: the finest frequencies, which the model only sees shrunk, "
             "get gradients ~100x smaller than the coarse ones, and without these Adam's "
             "per-coefficient step turns them into speckle",
