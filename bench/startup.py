@@ -58,7 +58,8 @@ def main() -> None:
     for name, times in runs.items():
         print(f"| {name} | {statistics.median(times):.2f} s | {' '.join(f'{t:.2f}' for t in times)} |")
     probe = subprocess.run([sys.executable, "-c", PROBE.format(argv=argv)], capture_output=True, text=True)
-    print(f"imported by the render command, of timm / torchvision / torch._dynamo: {probe.stdout.strip()}")
+    imported = probe.stdout.strip().splitlines()[-1]
+    print(f"imported by the render command, of timm / torchvision / torch._dynamo: {imported}")
 
 
 if __name__ == "__main__":
