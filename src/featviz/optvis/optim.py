@@ -11,7 +11,7 @@ passed as ``optimizer=`` may still return any ``torch.optim.Optimizer``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -49,9 +49,23 @@ class Optimizer:
             elif p.grad is not None:
                 p.grad.zero_()
 
-    def _live(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    @torch.no_grad()
+    def step(self) -> None:
+        """One update of every parameter that has a gradient."""
         live = [p for p in self.params if p.grad is not None]
-        return live, [p.grad for p in live]  # type: ignore[misc]
+        if live:
+            self._update(live, [p.grad for p in live])  # type: ignore[misc]
+
+    def _update(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def _moments(self, params: list[torch.Tensor]) -> list[list[torch.Tensor]]:
+        """Adam's state: first and second moments and the step count, per parameter."""
+        return [
+            self._buffers("exp_avg", params),
+            self._buffers("exp_avg_sq", params),
+            self._buffers("step", params, True),
+        ]
 
     def _buffers(self, key: str, like: list[torch.Tensor], scalar: bool = False) -> list[torch.Tensor]:
         if key not in self.state:
@@ -59,10 +73,6 @@ class Optimizer:
                 torch.zeros((), dtype=torch.float32, device=p.device) if scalar else torch.zeros_like(p) for p in like
             ]
         return self.state[key]
-
-    @torch.no_grad()
-    def step(self) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
 
 
 class Adam(Optimizer):
@@ -74,20 +84,11 @@ class Adam(Optimizer):
     decoupled = False
     fused: bool | None = None
 
-    @torch.no_grad()
-    def step(self) -> None:
-        params, grads = self._live()
-        if not params:
-            return
+    def _update(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
         o = self.options
-        args = (
-            params,
-            grads,
-            self._buffers("exp_avg", params),
-            self._buffers("exp_avg_sq", params),
-            self._buffers("max_exp_avg_sq", params) if o["amsgrad"] else [],
-            self._buffers("step", params, scalar=True),
-        )
+        exp_avg, exp_avg_sq, steps = self._moments(params)
+        max_exp_avg_sq = self._buffers("max_exp_avg_sq", params) if o["amsgrad"] else []
+        args = (params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq, steps)
         kwargs = {
             "amsgrad": o["amsgrad"],
             "beta1": o["betas"][0],
@@ -129,23 +130,20 @@ class NAdam(Optimizer):
         "decoupled_weight_decay": False,
     }
 
-    @torch.no_grad()
-    def step(self) -> None:
+    def _update(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
         from torch.optim.nadam import nadam
 
-        params, grads = self._live()
-        if not params:
-            return
         o = self.options
         if "mu_product" not in self.state:
             self.state["mu_product"] = [torch.ones((), dtype=torch.float32, device=p.device) for p in params]
+        exp_avg, exp_avg_sq, steps = self._moments(params)
         nadam(
             params,
             grads,
-            self._buffers("exp_avg", params),
-            self._buffers("exp_avg_sq", params),
+            exp_avg,
+            exp_avg_sq,
             self.state["mu_product"],
-            self._buffers("step", params, scalar=True),
+            steps,
             decoupled_weight_decay=o["decoupled_weight_decay"],
             foreach=False,
             beta1=o["betas"][0],
@@ -163,13 +161,9 @@ class SGD(Optimizer):
     name = "sgd"
     defaults = {"momentum": 0.0, "dampening": 0.0, "nesterov": False, "weight_decay": 0.0, "maximize": False}
 
-    @torch.no_grad()
-    def step(self) -> None:
+    def _update(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
         from torch.optim.sgd import sgd
 
-        params, grads = self._live()
-        if not params:
-            return
         o = self.options
         buffers = self.state.setdefault("momentum_buffer", [None] * len(params))
         sgd(params, grads, buffers, foreach=False, lr=self.lr, **{k: o[k] for k in self.defaults})
@@ -182,9 +176,8 @@ class NormalizedSGD(Optimizer):
     name = "normalized"
     defaults = {"eps": 1e-8}
 
-    @torch.no_grad()
-    def step(self) -> None:
-        for p, g in zip(*self._live(), strict=True):
+    def _update(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
+        for p, g in zip(params, grads, strict=True):
             p.add_(g / (g.abs().mean() + self.options["eps"]), alpha=-self.lr)
 
 
@@ -205,6 +198,3 @@ class Cosine:
         lr = self.end + (self.start - self.end) * (1 + math.cos(math.pi * self.t / self.steps)) / 2
         for group in self.opt.param_groups:
             group["lr"] = lr
-
-
-OptimizerFactory = Callable[[list[torch.nn.Parameter]], Any]
