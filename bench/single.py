@@ -69,7 +69,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--classes", type=int, default=16)
     ap.add_argument("--recipe", default="default")
-    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--size", type=int, help="image size (default: the recipe's, else 224)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--no-lucent", action="store_true")
     ap.add_argument("--keep", help="keep the images in this folder")
@@ -82,7 +82,8 @@ def main() -> None:
     for c in classes:
         out = folder / f"featviz_{c}.png"
         cmd = [sys.executable, "-m", "featviz", "render", "efficientnet_lite0", f"logits:{c}", "--seed", str(args.seed)]
-        cmd += ["--recipe", args.recipe, "--size", str(args.size), "--out", str(out), "-q", "--overwrite"]
+        cmd += ["--recipe", args.recipe, "--out", str(out), "-q", "--overwrite"]
+        cmd += ["--size", str(args.size)] if args.size else []
         times["featviz command"].append(timed(cmd))
         images["featviz command"][c] = load_image(out)
         if not args.no_lucent:
@@ -100,7 +101,8 @@ def main() -> None:
         times["featviz warm render()"].append(time.perf_counter() - start)
         images["featviz warm render()"][c] = result.images[0]
     judges = {n: featviz.load_model(n) for n in ("efficientnet_lite1", "efficientnet_lite2")}
-    print(f"\n{len(classes)} held-out classes, seed {args.seed}, featviz recipe {args.recipe!r} at {args.size} px")
+    size = images["featviz command"][classes[0]].shape[-1]
+    print(f"\n{len(classes)} held-out classes, seed {args.seed}, featviz recipe {args.recipe!r} at {size} px")
     print(
         "| contender | s / image (median) | s / image (mean) | Lite1 top-1 | Lite1 mean rank | Lite2 top-1 "
         "| Lite2 mean rank | blown-out |"

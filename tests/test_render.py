@@ -142,3 +142,19 @@ def test_fast_recipe_is_a_quarter_of_the_default_and_still_draws_the_class(lite0
     assert lite0.predict(result.images)[0][0][1] == "goldfish"
     assert result.record["recipe"]["name"] == "fast" and result.record["recipe"]["steps"] == 192
     assert result.curve[-16:, 0].mean() > result.curve[:8, 0].mean() + 5
+
+
+def test_a_small_image_shows_the_model_smaller_crops(lite0):
+    """The default's crops follow the image below the model's size: at most 7/8 of its side,
+    so a 128 px image is seen as 112 px crops (it was enlarged to 160 px, costing what a 224 px
+    image costs) while 224 px and larger images keep their 160 px crops."""
+    k = dict(featviz.get_recipe("default").transforms)["crops"]["k"]
+    seen: list[tuple[int, ...]] = []
+    hook = lite0.module.register_forward_pre_hook(lambda _m, args: seen.append(tuple(args[0].shape)))
+    try:
+        for size, crop in ((128, 112), (224, 160)):
+            seen.clear()
+            featviz.render(lite0, "logits:goldfish", size=size, steps=2, progress=False)
+            assert {s for s in seen if s[0] == k} == {(k, 3, crop, crop)}, (size, seen)
+    finally:
+        hook.remove()

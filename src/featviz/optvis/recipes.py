@@ -113,7 +113,8 @@ _DEFAULT = Recipe(
     "default",
     "Fourier 1/f with decorrelated colour, 4 random crops per step (2 for a unit of a layer "
     "at a quarter of the input's resolution or more; a quarter to all of the image, each "
-    "resampled to 160 px, enlarged at most 1.25x) with colour jitter and "
+    "resampled to 160 px but to at most 7/8 of the image's side, so 112 px for a 128 px "
+    "image) with colour jitter and "
     "noise, Adam 0.05 annealed (cosine) to 0.005 over 384 steps: objects other models "
     "recognize, in seconds per image on a CPU",
     param="fourier",
@@ -122,7 +123,7 @@ _DEFAULT = Recipe(
     lr_final=0.1,
     steps=384,
     transforms=(
-        ("crops", {"k": 4, "area": (0.25, 1.0), "size": 160, "max_zoom": 1.25, "shallow_k": 2}),
+        ("crops", {"k": 4, "area": (0.25, 1.0), "size": 160, "max_zoom": 0.875, "shallow_k": 2}),
         ("color", {"brightness": 0.05, "contrast": 0.05}),
         ("noise", {"std": 0.02}),
     ),
