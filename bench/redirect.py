@@ -9,10 +9,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from PIL import Image
-
 import featviz
-from featviz.io.images import to_uint8
+from featviz.io.grid import save_grid
 
 UNITS = ["blocks.4.2.bn2:0", "blocks.3.2.bn2:1", "blocks.5.0.bn1:2"]
 
@@ -22,20 +20,19 @@ def main() -> None:
     ap.add_argument("--out", default="docs/images/redirect_relu.png")
     args = ap.parse_args()
     model = featviz.load_model("efficientnet_lite0")
-    size, pad = 128, 4
-    sheet = Image.new("RGB", (6 * size + 5 * pad, size), "white")
-    for i, unit in enumerate(UNITS):
-        for j, redirect in enumerate((0, 16)):
+    images = []
+    for unit in UNITS:
+        for redirect in (0, 16):
             start = time.perf_counter()
-            result = featviz.render(model, unit, size=size, steps=64, redirect_relu=redirect, seed=0, progress=False)
+            result = featviz.render(model, unit, size=128, steps=64, redirect_relu=redirect, seed=0, progress=False)
             image = result.images[0]
             print(
                 f"{unit} redirect_relu={redirect}: {time.perf_counter() - start:.1f} s, "
                 f"final {result.final[0]:.3f}, pixel std {image.std():.3f}",
                 flush=True,
             )
-            sheet.paste(Image.fromarray(to_uint8(image)), ((2 * i + j) * (size + pad), 0))
-    sheet.save(args.out)
+            images.append(image)
+    save_grid(images, args.out, columns=len(images), pad=4)  # in README order: each unit off, on
     print(f"wrote {args.out}")
 
 
