@@ -7,7 +7,7 @@
 A variant is a name and ``key=value`` changes to a base recipe (``base=``, default
 ``default``): ``steps``, ``lr``, ``lr_final``, ``k`` (crops per step), ``crop`` (their size),
 ``a0`` (the smallest crop's share of the image), ``zoom`` (max_zoom), ``decay`` (Fourier
-spectrum), ``eps`` and ``b2`` (Adam), ``size`` (image), ``seed`` and ``classes``
+spectrum), ``eps`` and ``b2`` (Adam), ``sched`` (``constant`` or ``cosine``), ``size`` (image), ``seed`` and ``classes``
 (``held-out``, default, or ``tuned``: the 16 classes the recipes were tuned on).
 
 Each variant renders 16 classes (8 per batch, the same batches for all) on EfficientNet-Lite0;
@@ -47,6 +47,8 @@ def variant(base: Recipe, changes: dict[str, str]) -> Recipe:
     for key, cast in (("steps", int), ("lr", float), ("lr_final", float)):
         if key in kv:
             out[key] = cast(kv.pop(key))
+    if "sched" in kv:
+        out["lr_schedule"] = kv.pop("sched")
     if "decay" in kv:
         out["param_kwargs"] = {**base.param_kwargs, "decay": float(kv.pop("decay"))}
     opt = dict(base.optimizer_kwargs)

@@ -6,10 +6,16 @@ before them (:mod:`featviz.models.fold`), and 4-D weights and inputs go channels
 layout CPUs' and GPUs' convolution kernels prefer. :func:`fast_inference` applies them and
 restores the caller's model on exit, also when the block raised. It is separate from
 :func:`featviz.models.hooks.capture`, which only hooks layers.
+
+On a CPU it also holds freed memory in the process's heap for the block (:func:`held_heap`):
+every step allocates and frees the same large activations, and glibc's malloc by default
+hands blocks of that size back to the system and takes them again, page by page, each step.
 """
 
 from __future__ import annotations
 
+import ctypes
+import threading
 import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -24,6 +30,54 @@ from featviz.models.fold import fold_batchnorm
 # Modules (and the layers kept unfolded) whose fold was checked against the unfolded model once:
 # the check is about the model's structure, which a render does not change.
 _FOLD_CHECKED: weakref.WeakKeyDictionary[nn.Module, set[tuple[str, ...]]] = weakref.WeakKeyDictionary()
+
+
+# glibc's mallopt parameters (malloc.h) and the values held_heap sets and leaves behind.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_HELD = 1 << 30  # 1 GiB: a render's blocks stay in the heap, freed memory is kept for the next step
+_AFTER_TRIM, _AFTER_MMAP = 64 << 20, 32 << 20  # glibc's own limits once it has seen large blocks freed
+_heap_lock = threading.Lock()
+_heap_depth = 0
+
+
+def _libc() -> Any:
+    """glibc, or None (macOS, Windows, musl: nothing to tune)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+@contextmanager
+def held_heap() -> Iterator[bool]:
+    """Keep freed memory in the heap for the length of the block (glibc only; yields whether
+    it could). glibc returns a large freed block to the system (``munmap`` or trimming the heap)
+    and faults it back in on the next allocation, so a render on a CPU paid thousands of page
+    faults per step for activations of the same sizes each time (about 3,000-9,000 per step,
+    7-20 ms of system time, for the default's 4 crops of 160 px; see docs/benchmarks.md).
+    Inside the block large blocks come from the heap and stay there; on leaving the outermost
+    block the thresholds go to glibc's own dynamic maximum and the heap is trimmed, so the
+    memory held goes back to the system. Nested blocks and threads share one setting."""
+    global _heap_depth
+    libc = _libc()
+    if libc is None:
+        yield False
+        return
+    with _heap_lock:
+        if _heap_depth == 0:
+            libc.mallopt(_M_MMAP_THRESHOLD, ctypes.c_int(_HELD))
+            libc.mallopt(_M_TRIM_THRESHOLD, ctypes.c_int(_HELD))
+        _heap_depth += 1
+    try:
+        yield True
+    finally:
+        with _heap_lock:
+            _heap_depth -= 1
+            if _heap_depth == 0:
+                libc.mallopt(_M_MMAP_THRESHOLD, ctypes.c_int(_AFTER_MMAP))
+                libc.mallopt(_M_TRIM_THRESHOLD, ctypes.c_int(_AFTER_TRIM))
+                libc.malloc_trim(ctypes.c_size_t(0))
 
 
 def has_conv(module: nn.Module) -> bool:
@@ -49,6 +103,8 @@ def fast_inference(
     layouts: list[tuple[torch.Tensor, torch.Tensor]] = []
     with ExitStack() as stack:
         try:
+            if adapter.device.type == "cpu":
+                stack.enter_context(held_heap())
             module.eval()
             for p, _ in grad_flags:
                 p.requires_grad_(False)
