@@ -7,7 +7,8 @@
 A variant is a name and ``key=value`` changes to a base recipe (``base=``, default
 ``default``): ``steps``, ``lr``, ``lr_final``, ``k`` (crops per step), ``crop`` (their size),
 ``a0`` (the smallest crop's share of the image), ``zoom`` (max_zoom), ``decay`` (Fourier
-spectrum), ``eps`` and ``b2`` (Adam), ``sched`` (``constant`` or ``cosine``), ``size`` (image), ``seed`` and ``classes``
+spectrum), ``eps`` and ``b2`` (Adam), ``sched`` (``constant`` or ``cosine``), ``resize`` (a last
+transform resampling to that size), ``size`` (image), ``seed`` and ``classes``
 (``held-out``, default, or ``tuned``: the 16 classes the recipes were tuned on).
 
 Each variant renders 16 classes (8 per batch, the same batches for all) on EfficientNet-Lite0;
@@ -44,6 +45,8 @@ def variant(base: Recipe, changes: dict[str, str]) -> Recipe:
     if "a0" in kv:
         crops["area"] = (float(kv.pop("a0")), 1.0)
     out: dict[str, Any] = {"transforms": tuple((n, crops if n == "crops" else s) for n, s in base.transforms)}
+    if "resize" in kv:  # resample whatever the transforms made to this size last, as Lucent does to 224
+        out["transforms"] += (("resize", {"size": int(kv.pop("resize"))}),)
     for key, cast in (("steps", int), ("lr", float), ("lr_final", float)):
         if key in kv:
             out[key] = cast(kv.pop(key))

@@ -158,3 +158,20 @@ def test_a_small_image_shows_the_model_smaller_crops(lite0):
             assert {s for s in seen if s[0] == k} == {(k, 3, crop, crop)}, (size, seen)
     finally:
         hook.remove()
+
+
+def test_lucent_recipe_enlarges_a_small_image_to_224_like_render_vis(lite0):
+    """``lucent``: Lucent's ``render_vis`` shows the model its 128 px image, padded and
+    jittered, enlarged to 224 px; an image already that large is left as the transforms made it."""
+    seen: list[tuple[int, ...]] = []
+    hook = lite0.module.register_forward_pre_hook(lambda _m, args: seen.append(tuple(args[0].shape[-2:])))
+    try:
+        result = featviz.render(lite0, "logits:goldfish", recipe="lucent", steps=2, progress=False)
+        assert result.images.shape[-2:] == (128, 128) and set(seen[:2]) == {(224, 224)}
+        seen.clear()
+        featviz.render(lite0, "logits:goldfish", recipe="lucent", size=240, steps=2, progress=False)
+        assert set(seen[:2]) == {(264, 264)}  # 240 px padded by 12 on each side, not resampled
+    finally:
+        hook.remove()
+    spec = dict(result.record["recipe"]["transforms"])["resize"]
+    assert spec == {"size": 224, "up_only": True}

@@ -1,7 +1,8 @@
 """Recipes: named, documented presets of parameterization, transforms, optimizer and steps.
 
 The classic tutorial's stages build on each other -- ``naive`` -> ``gray`` -> ``robust`` ->
-``l2`` -> ``blur`` -- then ``lucid`` (Lucid's defaults) and ``maco`` (Fel et al. 2023).
+``l2`` -> ``blur`` -- then ``lucid`` (Lucid's defaults), ``lucent`` (Lucent's, which
+enlarge the image to 224 px before the model) and ``maco`` (Fel et al. 2023).
 ``default`` is featviz's own choice; ``featviz recipes`` lists them all.
 """
 
@@ -185,6 +186,16 @@ RECIPES: dict[str, Recipe] = {
             transforms=_LUCID,
             lr=0.05,
             steps=512,
+        ),
+        Recipe(
+            "lucent",
+            "Lucent's render_vis defaults: the lucid recipe on a 128 px image, enlarged to 224 px "
+            "after the transforms (as render_vis does to images under 224 px)",
+            param="fourier",
+            transforms=(*_LUCID, ("resize", {"size": 224, "up_only": True})),
+            lr=0.05,
+            steps=512,
+            size=128,
         ),
         Recipe(
             "maco",

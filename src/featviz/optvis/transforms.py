@@ -415,27 +415,34 @@ class GaussianNoise(Transform):
 
 
 class Resize(Transform):
-    """Resample to a fixed ``size`` (the model's input size, say)."""
+    """Resample to a fixed ``size`` (the model's input size, say); with ``up_only``, only
+    images smaller than ``size`` on a side, as Lucent's ``render_vis`` enlarges its 128 px
+    images to 224 px before the model and leaves larger ones alone."""
 
     name = "resize"
 
     def output_size(self, h: int, w: int) -> tuple[int, int]:
+        if self.up_only and min(h, w) >= self.size:
+            return h, w
         return self.size, self.size
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, up_only: bool = False) -> None:
         super().__init__()
-        self.size = size
+        self.size, self.up_only = size, bool(up_only)
 
     def forward(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         from featviz.data.photos import resize
 
+        if self.up_only and min(images.shape[-2:]) >= self.size:
+            return images
         return resize(images, (self.size, self.size))
 
     def settings(self) -> dict[str, Any]:
-        return {"size": self.size}
+        # keys added later appear only when set, so records made before them replay as they were
+        return {"size": self.size, **({"up_only": True} if self.up_only else {})}
 
     def extra_repr(self) -> str:
-        return f"size={self.size}"
+        return f"size={self.size}" + (", up_only=True" if self.up_only else "")
 
 
 class RandomRoll(Transform):
