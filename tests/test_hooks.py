@@ -102,7 +102,9 @@ def test_a_cpu_render_keeps_its_freed_memory_between_steps(lite0):
 
     with held_heap() as held:
         assert held == (sys.platform == "linux")  # the CI's Debian has glibc
-    featviz.render(lite0, "logits:hen", steps=12, size=224, callbacks=[count], progress=False)
-    per_step = (faults[-1] - faults[2]) / (len(faults) - 3)
-    assert per_step < 100, per_step  # 4 crops of 160 px: about 1,000-9,000 per step without
+    featviz.render(lite0, "logits:hen", steps=16, size=224, callbacks=[count], progress=False)
+    per_step = (faults[-1] - faults[4]) / (len(faults) - 5)
+    # 4 crops of 160 px: 2,446 per step without in a fresh process; 0-320 held (in a process
+    # that ran the whole suite before, other threads' arenas still fault a little)
+    assert per_step < 1000, per_step
     assert speed._heap_depth == 0
