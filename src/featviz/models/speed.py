@@ -15,6 +15,7 @@ hands blocks of that size back to the system and takes them again, page by page,
 from __future__ import annotations
 
 import ctypes
+import functools
 import threading
 import weakref
 from collections.abc import Iterable, Iterator
@@ -40,6 +41,7 @@ _heap_lock = threading.Lock()
 _heap_depth = 0
 
 
+@functools.cache
 def _libc() -> Any:
     """glibc, or None (macOS, Windows, musl: nothing to tune)."""
     try:
@@ -54,8 +56,8 @@ def held_heap() -> Iterator[bool]:
     """Keep freed memory in the heap for the length of the block (glibc only; yields whether
     it could). glibc returns a large freed block to the system (``munmap`` or trimming the heap)
     and faults it back in on the next allocation, so a render on a CPU paid thousands of page
-    faults per step for activations of the same sizes each time (about 3,000-9,000 per step,
-    7-20 ms of system time, for the default's 4 crops of 160 px; see docs/benchmarks.md).
+    faults per step for activations of the same sizes each time (700-4,000 per step for the
+    default's 4 crops of 160 px, 100,000 for 8 images; see docs/benchmarks.md).
     Inside the block large blocks come from the heap and stay there; on leaving the outermost
     block the thresholds go to glibc's own dynamic maximum and the heap is trimmed, so the
     memory held goes back to the system. Nested blocks and threads share one setting."""

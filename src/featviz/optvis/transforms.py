@@ -433,9 +433,7 @@ class Resize(Transform):
     def forward(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         from featviz.data.photos import resize
 
-        if self.up_only and min(images.shape[-2:]) >= self.size:
-            return images
-        return resize(images, (self.size, self.size))
+        return resize(images, self.output_size(*images.shape[-2:]))  # the same size: left as it is
 
     def settings(self) -> dict[str, Any]:
         # keys added later appear only when set, so records made before them replay as they were
