@@ -8,8 +8,11 @@ A variant is a name and ``key=value`` changes to a base recipe (``base=``, defau
 ``default``): ``steps``, ``lr``, ``lr_final``, ``k`` (crops per step), ``crop`` (their size),
 ``a0`` (the smallest crop's share of the image), ``zoom`` (max_zoom), ``decay`` (Fourier
 spectrum), ``eps`` and ``b2`` (Adam), ``sched`` (``constant`` or ``cosine``), ``resize`` (a last
-transform resampling to that size), ``size`` (image), ``seed`` and ``classes``
-(``held-out``, default, or ``tuned``: the 16 classes the recipes were tuned on).
+transform resampling to that size), ``rot`` (a random rotation of up to that many degrees
+before the crops), ``size`` (image), ``keep=PATH`` (a grid of the images), ``single=1`` (one
+image per ``render()`` call, as a user renders them), ``seed`` and ``classes``
+(``held-out``, default, ``tuned``: the 16 classes the recipes were tuned on, or class indices
+with commas, to screen a variant on the classes it fails).
 
 Each variant renders 16 classes (8 per batch, the same batches for all) on EfficientNet-Lite0;
 Lite1 and Lite2 judge (top-1 and the rank of the class, 0 = top-1). Seconds per image are the
@@ -28,6 +31,7 @@ import torch
 
 import featviz
 from featviz.data.photos import resize
+from featviz.io.grid import save_grid
 from featviz.optvis.recipes import Recipe, get_recipe
 
 HELD_OUT = [33, 76, 99, 207, 281, 309, 323, 388, 417, 430, 471, 508, 559, 717, 779, 954]
@@ -45,6 +49,8 @@ def variant(base: Recipe, changes: dict[str, str]) -> Recipe:
     if "a0" in kv:
         crops["area"] = (float(kv.pop("a0")), 1.0)
     out: dict[str, Any] = {"transforms": tuple((n, crops if n == "crops" else s) for n, s in base.transforms)}
+    if "rot" in kv:  # a random rotation of the whole image before the crops (fused into one resampling)
+        out["transforms"] = (("rotate", {"degrees": float(kv.pop("rot"))}), *out["transforms"])
     if "resize" in kv:  # resample whatever the transforms made to this size last, as Lucent does to 224
         out["transforms"] += (("resize", {"size": int(kv.pop("resize"))}),)
     for key, cast in (("steps", int), ("lr", float), ("lr_final", float)):
@@ -78,26 +84,35 @@ def main() -> None:
     judges = {n: featviz.load_model(n) for n in ("efficientnet_lite1", "efficientnet_lite2")}
     for name, *changes in groups:
         kv = dict(c.split("=", 1) for c in changes)
-        size, seed = int(kv.pop("size", 224)), int(kv.pop("seed", 1))
-        classes = TUNED if kv.pop("classes", "held-out") == "tuned" else HELD_OUT
+        seed = int(kv.pop("seed", 1))
+        size = int(kv.pop("size", 0)) or None  # None: the base recipe's size, else the model's (224)
+        per = 1 if kv.pop("single", "0") == "1" else 8
+        keep = kv.pop("keep", None)
+        which = kv.pop("classes", "held-out")
+        classes = {"tuned": TUNED, "held-out": HELD_OUT}.get(which) or [int(c) for c in which.split(",")]
         recipe = variant(get_recipe(kv.pop("base", "default")), kv).replace(name=name)
         start, images = time.perf_counter(), []
-        for i in range(0, len(classes), 8):
-            units = [f"logits:{c}" for c in classes[i : i + 8]]
+        for i in range(0, len(classes), per):
+            units = [f"logits:{c}" for c in classes[i : i + per]]
             result = featviz.render(adapter, units, recipe=recipe, size=size, seed=seed, progress=False)
             images.append(result.images)
         seconds = (time.perf_counter() - start) / len(classes)
         x = torch.cat(images)
+        size = x.shape[-1]
+        if keep:
+            save_grid(x, keep, labels=[str(c) for c in classes])
         cells = []
         for judge_name, judge in judges.items():
             with torch.no_grad():
                 logits = judge(resize(x, judge.input_size))
             ranks = [int((logits[i] > logits[i, c]).sum()) for i, c in enumerate(classes)]
             top1 = sum(r == 0 for r in ranks)
-            cells.append(f"{judge_name[-5:]} top-1 {top1}/16, mean rank {statistics.fmean(ranks):.2f}, ranks {ranks}")
+            mean = statistics.fmean(ranks)
+            cells.append(f"{judge_name[-5:]} top-1 {top1}/{len(classes)}, mean rank {mean:.2f}, ranks {ranks}")
+        how = "one at a time" if per == 1 else "batched"
         blown = float(((x.clamp(0, 1) * 255).round() % 255 == 0).float().mean())
         print(
-            f"{name} ({' '.join(changes) or 'as it is'}) at {size} px: {seconds:.2f} s / image batched; "
+            f"{name} ({' '.join(changes) or 'as it is'}) at {size} px: {seconds:.2f} s / image {how}; "
             + "; ".join(cells)
             + f"; blown-out {100 * blown:.2f}%",
             flush=True,
