@@ -134,17 +134,18 @@ def test_record_every_keeps_frames_of_the_image_forming(lite0):
 
 def test_fast_recipe_is_lucids_transforms_in_fewer_hotter_steps(lite0):
     """``fast``: Lucid's whole-image transforms with the step annealed from 0.12 over 192 steps
-    (Lucid's 512 at 0.05): the model sees the padded image whole at every step, it draws the
-    class the model then sees first, and the record says what ran."""
+    (Lucid's 512 at 0.05), a small image enlarged to 224 px as Lucent does: the model sees the
+    padded image whole at every step, it draws the class the model then sees first, and the
+    record says what ran."""
     fast, lucid = featviz.get_recipe("fast"), featviz.get_recipe("lucid")
-    assert fast.transforms == lucid.transforms and fast.steps * 8 == lucid.steps * 3
+    assert fast.transforms[:-1] == lucid.transforms and fast.steps * 8 == lucid.steps * 3
     seen: list[tuple[int, ...]] = []
     hook = lite0.module.register_forward_pre_hook(lambda _m, args: seen.append(tuple(args[0].shape)))
     try:
         result = featviz.render(lite0, "logits:goldfish", recipe="fast", size=128, seed=0, progress=False)
     finally:
         hook.remove()
-    assert seen.count((1, 3, 152, 152)) >= 192  # one view per step, 128 px padded by 12 a side
+    assert seen.count((1, 3, 224, 224)) >= 192  # one view per step: 128 px padded to 152, then 224
     assert lite0.predict(result.images)[0][0][1] == "goldfish"
     recipe = result.record["recipe"]
     assert (recipe["name"], recipe["steps"], recipe["lr"], recipe["lr_schedule"]) == ("fast", 192, 0.12, "cosine")
