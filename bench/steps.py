@@ -98,7 +98,6 @@ def main() -> None:
             images.append(result.images)
         seconds = (time.perf_counter() - start) / len(classes)
         x = torch.cat(images)
-        size = x.shape[-1]
         if keep:
             save_grid(x, keep, labels=[str(c) for c in classes])
         cells = []
@@ -112,7 +111,7 @@ def main() -> None:
         how = "one at a time" if per == 1 else "batched"
         blown = float(((x.clamp(0, 1) * 255).round() % 255 == 0).float().mean())
         print(
-            f"{name} ({' '.join(changes) or 'as it is'}) at {size} px: {seconds:.2f} s / image {how}; "
+            f"{name} ({' '.join(changes) or 'as it is'}) at {x.shape[-1]} px: {seconds:.2f} s / image {how}; "
             + "; ".join(cells)
             + f"; blown-out {100 * blown:.2f}%",
             flush=True,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import torch
@@ -132,6 +134,17 @@ def test_record_every_keeps_frames_of_the_image_forming(lite0):
     assert (last - first).abs().mean() > (result.frames[1] - first).abs().mean() * 0.5
 
 
+@contextmanager
+def model_inputs(adapter: featviz.ModelAdapter) -> Iterator[list[tuple[int, ...]]]:
+    """The shapes of the inputs the model is called on inside the block."""
+    seen: list[tuple[int, ...]] = []
+    hook = adapter.module.register_forward_pre_hook(lambda _m, args: seen.append(tuple(args[0].shape)))
+    try:
+        yield seen
+    finally:
+        hook.remove()
+
+
 def test_fast_recipe_is_lucids_transforms_in_fewer_hotter_steps(lite0):
     """``fast``: Lucid's whole-image transforms with the step annealed from 0.12 over 192 steps
     (Lucid's 512 at 0.05), a small image enlarged to 224 px as Lucent does: the model sees the
@@ -139,12 +152,8 @@ def test_fast_recipe_is_lucids_transforms_in_fewer_hotter_steps(lite0):
     record says what ran."""
     fast, lucid = featviz.get_recipe("fast"), featviz.get_recipe("lucid")
     assert fast.transforms[:-1] == lucid.transforms and fast.steps * 8 == lucid.steps * 3
-    seen: list[tuple[int, ...]] = []
-    hook = lite0.module.register_forward_pre_hook(lambda _m, args: seen.append(tuple(args[0].shape)))
-    try:
+    with model_inputs(lite0) as seen:
         result = featviz.render(lite0, "logits:goldfish", recipe="fast", size=128, seed=0, progress=False)
-    finally:
-        hook.remove()
     assert seen.count((1, 3, 224, 224)) >= 192  # one view per step: 128 px padded to 152, then 224
     assert lite0.predict(result.images)[0][0][1] == "goldfish"
     recipe = result.record["recipe"]
@@ -157,29 +166,21 @@ def test_a_small_image_shows_the_model_smaller_crops(lite0):
     so a 128 px image is seen as 112 px crops (it was enlarged to 160 px, costing what a 224 px
     image costs) while 224 px and larger images keep their 160 px crops."""
     k = dict(featviz.get_recipe("default").transforms)["crops"]["k"]
-    seen: list[tuple[int, ...]] = []
-    hook = lite0.module.register_forward_pre_hook(lambda _m, args: seen.append(tuple(args[0].shape)))
-    try:
+    with model_inputs(lite0) as seen:
         for size, crop in ((128, 112), (224, 160)):
             seen.clear()
             featviz.render(lite0, "logits:goldfish", size=size, steps=2, progress=False)
             assert {s for s in seen if s[0] == k} == {(k, 3, crop, crop)}, (size, seen)
-    finally:
-        hook.remove()
 
 
 def test_lucent_recipe_enlarges_a_small_image_to_224_like_render_vis(lite0):
     """``lucent``: Lucent's ``render_vis`` shows the model its 128 px image, padded and
     jittered, enlarged to 224 px; an image already that large is left as the transforms made it."""
-    seen: list[tuple[int, ...]] = []
-    hook = lite0.module.register_forward_pre_hook(lambda _m, args: seen.append(tuple(args[0].shape[-2:])))
-    try:
+    with model_inputs(lite0) as seen:
         result = featviz.render(lite0, "logits:goldfish", recipe="lucent", steps=2, progress=False)
-        assert result.images.shape[-2:] == (128, 128) and set(seen[:2]) == {(224, 224)}
+        assert result.images.shape[-2:] == (128, 128) and {s[-2:] for s in seen[:2]} == {(224, 224)}
         seen.clear()
         featviz.render(lite0, "logits:goldfish", recipe="lucent", size=240, steps=2, progress=False)
-        assert set(seen[:2]) == {(264, 264)}  # 240 px padded by 12 on each side, not resampled
-    finally:
-        hook.remove()
+        assert {s[-2:] for s in seen[:2]} == {(264, 264)}  # 240 px padded by 12 a side, not resampled
     spec = dict(result.record["recipe"]["transforms"])["resize"]
     assert spec == {"size": 224, "up_only": True}

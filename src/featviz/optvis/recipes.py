@@ -86,6 +86,8 @@ _LUCID = (
     ("rotate", {"degrees": 10}),
     ("jitter", {"pixels": 4}),
 )
+# Lucent's render_vis: the lucid transforms, then a view under 224 px enlarged to 224 px.
+_LUCENT = (*_LUCID, ("resize", {"size": 224, "up_only": True}))
 
 # The classic tutorial's stages, each one the previous plus one improvement.
 _NAIVE = Recipe(
@@ -138,7 +140,7 @@ FAST = Recipe(
     "annealed (cosine) to 0.012 over 192 steps, images under 224 px enlarged to 224 px after "
     "the transforms (as Lucent does): Lucent's transfer in a fifth of its time",
     param="fourier",
-    transforms=(*_LUCID, ("resize", {"size": 224, "up_only": True})),
+    transforms=_LUCENT,
     lr=0.12,
     lr_schedule="cosine",
     lr_final=0.1,
@@ -193,7 +195,7 @@ RECIPES: dict[str, Recipe] = {
             "Lucent's render_vis defaults: the lucid recipe on a 128 px image, enlarged to 224 px "
             "after the transforms (as render_vis does to images under 224 px)",
             param="fourier",
-            transforms=(*_LUCID, ("resize", {"size": 224, "up_only": True})),
+            transforms=_LUCENT,
             lr=0.05,
             steps=512,
             size=128,
