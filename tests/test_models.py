@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from skimage import data
 
 import featviz
@@ -77,6 +79,61 @@ def test_embedded_models_are_timms_module_for_module(name):
     x = torch.rand(2, 3, 97, 130) * 2 - 1  # odd sizes: stride-2 convolutions pad unevenly
     with torch.no_grad():
         assert torch.equal(ours(x), theirs(x))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    k=st.integers(1, 6),
+    stride=st.integers(1, 3),
+    groups=st.sampled_from([1, 4]),
+    h=st.integers(1, 24),
+    w=st.integers(1, 24),
+    channels_last=st.booleans(),
+)
+def test_same_padding_without_a_padded_copy_is_tensorflows(k, stride, groups, h, w, channels_last):
+    """Conv2dSame pads through the convolution itself (a kernel one larger when the padding is
+    uneven) rather than copying the input into a padded tensor: the output is TensorFlow's
+    SAME, written out with F.pad, for every kernel, stride and size."""
+    import math
+
+    import torch.nn.functional as F
+
+    from featviz.models.lite import Conv2dSame
+
+    torch.manual_seed(0)
+    conv = Conv2dSame(4, 8, k, stride, groups=groups, bias=True)
+    x = torch.randn(2, 4, h, w)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    pads = []
+    for size in (w, h):
+        total = max((math.ceil(size / stride) - 1) * stride + k - size, 0)
+        pads += [total // 2, total - total // 2]
+    expected = F.conv2d(F.pad(x, pads), conv.weight, conv.bias, stride, 0, 1, groups)
+    got = conv(x)
+    assert got.shape == expected.shape
+    assert torch.allclose(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_lite0_in_a_render_computes_what_timm_computes(lite0):
+    """Inside a render the model is folded, channels-last, its 1x1 convolutions are matrix
+    products and its stride-2 convolutions pad without a copy: logits and the input gradient
+    (the only gradient a render takes) are still timm's, on odd sizes."""
+    import timm
+
+    from featviz.models.speed import fast_inference
+
+    theirs = timm.create_model("tf_efficientnet_lite0", pretrained=False).eval()
+    theirs.load_state_dict(lite0.module.state_dict())
+    x = (torch.rand(1, 3, 131, 98) * 2 - 1).requires_grad_()
+    expected = theirs(x)
+    (expected_grad,) = torch.autograd.grad(expected[0, 8], x)
+    with fast_inference(lite0):
+        got = lite0.module(x)
+        (grad,) = torch.autograd.grad(got[0, 8], x)
+    assert torch.allclose(got, expected, atol=1e-4, rtol=1e-4)
+    assert torch.allclose(grad, expected_grad, atol=1e-6, rtol=1e-3)
+    assert (grad - expected_grad).abs().max() < 1e-3 * expected_grad.abs().max()
 
 
 def test_render_command_starts_without_timm_torchvision_or_dynamo(tmp_path):

@@ -33,18 +33,43 @@ class Conv2dSame(nn.Conv2d):
     """A convolution padded as TensorFlow's ``SAME`` for the input it gets."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pads = []
-        for size, k, s, d in zip(
-            x.shape[:-3:-1], self.kernel_size[::-1], self.stride[::-1], self.dilation[::-1], strict=True
-        ):
+        before, after = [], []
+        for size, k, s, d in zip(x.shape[-2:], self.kernel_size, self.stride, self.dilation, strict=True):
             total = max((math.ceil(size / s) - 1) * s + (k - 1) * d + 1 - size, 0)
-            pads += [total // 2, total - total // 2]
+            before.append(total // 2)
+            after.append(total - total // 2)
+        if before == after:
+            return F.conv2d(x, self.weight, self.bias, self.stride, tuple(before), self.dilation, self.groups)
+        if self.dilation == (1, 1):
+            # One more row (column) of padding after than before: the same as a kernel one larger,
+            # its first row (column) zero, padded ``after`` on both sides. No padded copy of the
+            # input, forward or backward (3-6 ms of a 60 ms step on a CPU).
+            (bh, bw), (ah, aw) = before, after
+            weight = F.pad(self.weight, [aw - bw, 0, ah - bh, 0])
+            return F.conv2d(x, weight, self.bias, self.stride, (ah, aw), 1, self.groups)
+        pads = [before[1], after[1], before[0], after[0]]
         return F.conv2d(F.pad(x, pads), self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+class Conv2dPointwise(nn.Conv2d):
+    """A 1x1 convolution, computed as the matrix product it is when the input is channels-last
+    (as in a render, :func:`featviz.models.speed.fast_inference`): pixels by input channels
+    times the weight, with no layout conversion. On a CPU it is a fifth faster than the
+    convolution kernels for Lite0's shapes, forward and input-gradient backward together, and
+    spares the copies of the small maps (8x8, 16x16) that PyTorch sends down its reference path."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or not x.is_contiguous(memory_format=torch.channels_last):
+            return super().forward(x)
+        weight = self.weight.view(self.out_channels, self.in_channels)
+        return F.linear(x.permute(0, 2, 3, 1), weight, self.bias).permute(0, 3, 1, 2)
 
 
 def _conv(cin: int, cout: int, k: int = 1, stride: int = 1, groups: int = 1) -> nn.Conv2d:
     if stride > 1:
         return Conv2dSame(cin, cout, k, stride, groups=groups, bias=False)
+    if k == 1 and groups == 1:
+        return Conv2dPointwise(cin, cout, 1, bias=False)
     return nn.Conv2d(cin, cout, k, stride, padding=(k - 1) // 2, groups=groups, bias=False)
 
 
@@ -55,7 +80,7 @@ class BatchNormAct2d(nn.BatchNorm2d):
     def __init__(self, channels: int, act: bool = True) -> None:
         super().__init__(channels, eps=1e-3)
         self.drop = nn.Identity()
-        self.act: nn.Module = nn.ReLU6(inplace=True) if act else nn.Identity()
+        self.act: nn.Module = nn.ReLU6() if act else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.drop(super().forward(x)))
