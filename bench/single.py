@@ -108,6 +108,7 @@ def main() -> None:
         "| Lite2 mean rank | blown-out |"
     )
     print("|---|---|---|---|---|---|---|---|")
+    misses: dict[str, list[str]] = {}
     for name, t in times.items():
         if not t:
             continue
@@ -116,6 +117,10 @@ def main() -> None:
         for j in ("efficientnet_lite1", "efficientnet_lite2"):
             cells += [f"{100 * sum(x == 0 for x in r[j]) / len(r[j]):.0f}%", f"{statistics.fmean(r[j]):.2f}"]
         print(f"| {name} | " + " | ".join(cells) + f" | {100 * blown(images[name]):.2f}% |")
+        pairs = [(j, c, k) for j, ranks in r.items() for c, k in zip(images[name], ranks, strict=True)]
+        misses[name] = [f"{j[-5:]} {c}: {k}" for j, c, k in pairs if k]
+    for name, missed in misses.items():
+        print(f"{name} misses (judge class: rank): {', '.join(missed) or 'none'}")
     if times["lucent command"]:
         lucent = statistics.fmean(times["lucent command"])
         for name in ("featviz command", "featviz warm render()"):
