@@ -113,6 +113,30 @@ def test_interrupted_render_keeps_the_image_reached_so_far(lite0):
     assert torch.equal(stopped.images, short.images) and len(stopped.curve) == 5
 
 
+def test_ctrl_c_landing_in_a_finalizer_still_stops_the_render(lite0):
+    """Python swallows a KeyboardInterrupt raised inside ``__del__`` ("Exception ignored in"),
+    so a Ctrl-C whose signal lands there was lost and the render went on. The loop now turns
+    SIGINT into a request checked between steps, and puts Python's handler back after."""
+
+    class Finalizer:
+        def __del__(self):
+            signal.raise_signal(signal.SIGINT)
+
+    def ctrl_c_at_step_4(state):
+        if state.step == 4:
+            Finalizer()  # dropped at once: the signal's handler runs inside __del__
+
+    stopped = featviz.render(
+        lite0, "blocks.2:5", recipe="lucid", size=48, steps=50, callbacks=[ctrl_c_at_step_4], progress=False
+    )
+    short = featviz.render(lite0, "blocks.2:5", recipe="lucid", size=48, steps=5, progress=False)
+    assert stopped.interrupted and stopped.record["steps_done"] == 5
+    assert torch.equal(stopped.images, short.images)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with pytest.raises(KeyboardInterrupt):  # outside a render, Ctrl-C is Python's again
+        signal.raise_signal(signal.SIGINT)
+
+
 @pytest.mark.slow
 def test_ctrl_c_in_the_cli_writes_the_image_and_an_interrupted_record(tmp_path):
     target = tmp_path / "stopped.png"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
-from collections.abc import Sequence
-from contextlib import ExitStack
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -218,8 +220,11 @@ def _loop(plan: Plan, callbacks: list[Callback], progress: bool) -> tuple[torch.
     bar = tqdm(total=steps, disable=not progress, desc=adapter.name, leave=False)
     try:
         with fast_inference(adapter, keep=obj.layers), capture(adapter, obj.layers) as cap, ExitStack() as stack:
+            stop = stack.enter_context(_ctrl_c_stops_after_the_step())
             redirect = stack.enter_context(redirect_relus(adapter.module)) if redirect_steps > 0 else None
             for step in range(steps):
+                if stop.is_set():
+                    raise KeyboardInterrupt
                 if redirect is not None and step == redirect_steps:
                     redirect.remove()
                 opt.zero_grad(set_to_none=True)
@@ -246,6 +251,33 @@ def _loop(plan: Plan, callbacks: list[Callback], progress: bool) -> tuple[torch.
     if not history:
         return torch.zeros(0, param.batch), interrupted
     return torch.stack(history).float().cpu(), interrupted
+
+
+@contextmanager
+def _ctrl_c_stops_after_the_step() -> Iterator[threading.Event]:
+    """Ctrl-C (SIGINT) sets the event, which the loop checks before each step, so the render
+    stops between steps with the images of the last one finished. A KeyboardInterrupt raised
+    wherever the signal lands can be lost: Python swallows it when it lands in a finalizer
+    (``__del__``, a weakref callback), and the render would go on. A second Ctrl-C raises at
+    once, for a step that does not end. Only in the main thread, and only where SIGINT still
+    has Python's default handler (a caller's own handler is left alone)."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread() or (
+        signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield stop
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _scores(objective: O.Objective, acts: Activations, image: torch.Tensor, copies: int) -> torch.Tensor:
