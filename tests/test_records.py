@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -126,15 +127,20 @@ def test_ctrl_c_landing_in_a_finalizer_still_stops_the_render(lite0):
         if state.step == 4:
             Finalizer()  # dropped at once: the signal's handler runs inside __del__
 
-    stopped = featviz.render(
-        lite0, "blocks.2:5", recipe="lucid", size=48, steps=50, callbacks=[ctrl_c_at_step_4], progress=False
-    )
+    # Python's own handler, as in a terminal (a shell started in the background hands SIGINT ignored).
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        stopped = featviz.render(
+            lite0, "blocks.2:5", recipe="lucid", size=48, steps=50, callbacks=[ctrl_c_at_step_4], progress=False
+        )
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        with pytest.raises(KeyboardInterrupt):  # outside a render, Ctrl-C is Python's again
+            signal.raise_signal(signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     short = featviz.render(lite0, "blocks.2:5", recipe="lucid", size=48, steps=5, progress=False)
     assert stopped.interrupted and stopped.record["steps_done"] == 5
     assert torch.equal(stopped.images, short.images)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    with pytest.raises(KeyboardInterrupt):  # outside a render, Ctrl-C is Python's again
-        signal.raise_signal(signal.SIGINT)
 
 
 @pytest.mark.slow
@@ -154,7 +160,10 @@ def test_ctrl_c_in_the_cli_writes_the_image_and_an_interrupted_record(tmp_path):
         "-o",
         str(target),
     ]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, env=env)
+    # A shell started in the background (no job control) hands its children SIGINT ignored, and
+    # Python then leaves it ignored; a terminal's Ctrl-C reaches a command with the default.
+    default_sigint = functools.partial(signal.signal, signal.SIGINT, signal.SIG_DFL)
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, env=env, preexec_fn=default_sigint)
     assert proc.stderr is not None
     seen, deadline = b"", time.monotonic() + 120
     while b"transformed copies" not in seen and time.monotonic() < deadline:  # the bar's score, after 16 steps
