@@ -1,5 +1,5 @@
 """The eight-class picture: one row per recipe, from the classic tutorial's stages to
-featviz's default, so that a reader sees what each improvement buys.
+featviz's own recipes, so that a reader sees what each improvement buys.
 
     python bench/picture.py --out docs/images/recipes.png
 """
@@ -27,7 +27,7 @@ CLASSES = {
     964: "potpie",
     983: "scuba diver",
 }
-RECIPES = ["naive", "gray", "robust", "l2", "blur", "lucid", "maco", "default"]
+RECIPES = ["naive", "gray", "robust", "l2", "blur", "lucid", "lucent", "maco", "default", "fast"]
 
 
 def main() -> None:
