@@ -1,7 +1,7 @@
 """Where a step's time goes, one image at a time: the render step split into its phases, and
 the bare model's forward and input-gradient backward by input size.
 
-    python bench/floor.py                      # default 224 / 128, fast 224, fast blocks.1:0
+    python bench/floor.py                      # default 224 / 128 px, fast 224 px, blocks.1:0 in both
     python bench/floor.py --steps 80 --rounds 5
 
 Phases (median per step over ``--steps`` steps after 10 of warm-up, one process): the
