@@ -133,8 +133,8 @@ _DEFAULT = Recipe(
 )
 
 #: Lucid's whole-image transforms with a hot, annealed step: 192 steps instead of 512. One image
-#: per command in under a fifth of Lucent's time, with its judge transfer give or take one
-#: class's rank (bench/single.py).
+#: per command in under a fifth of Lucent's time, with at least its judge transfer summed over
+#: two seeds of 16 held-out classes (bench/single.py; docs/benchmarks.md, seventh part).
 FAST = Recipe(
     "fast",
     "Lucid's whole-image transforms (pad, jitter, scale, rotate) on a Fourier image, Adam 0.12 "
