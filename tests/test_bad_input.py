@@ -65,7 +65,35 @@ CASES = {
     "folder as init": (["render", "logits:hen", "--init", "{tmp}", "-o", "{tmp}/e.png"], "is a folder"),
     "folder as dream photo": (["dream", "{tmp}", "blocks.4", "-o", "{tmp}/d.png"], "is a folder"),
     "weights for the embedded model": (["render", "logits:hen", "--weights", "DEFAULT"], "torchvision:NAME"),
+    "empty unit": (["render", "efficientnet_lite0", ""], "the UNIT is empty"),
+    "empty unit alone": (["render", " "], "the UNIT is empty"),
+    "out is a folder": (["render", "logits:hen", "-o", "{tmp}"], "is a folder: expected an image file name"),
+    "dream out is a folder": (["dream", "skimage:coffee", "blocks.4", "-o", "{tmp}"], "is a folder"),
+    "weights file missing": (["render", "timm:resnet18", "layer1:0", "--weights", "{tmp}/no.pth"], "not found"),
+    "atlas steps zero": (["atlas", "efficientnet_lite0", "blocks.4", "--steps", "0", "-o", "{tmp}/at/a.png"], "steps"),
+    "atlas channels reversed": (
+        ["atlas", "efficientnet_lite0", "blocks.4", "--channels", "60:50", "-o", "{tmp}/at/a.png"],
+        "selects no channel",
+    ),
+    "examples from an empty folder": (
+        ["examples", "efficientnet_lite0", "blocks.4", "--data", "{tmp}", "-o", "{tmp}/ex"],
+        "holds no image files",
+    ),
 }
+_BUILD = ["microscope", "build", "efficientnet_lite0", "--out", "{tmp}/ms"]
+CASES.update(
+    {
+        "build steps zero": ([*_BUILD, "--steps", "0"], "steps must be at least 1, got 0"),
+        "build no units": ([*_BUILD, "--units-per-layer", "0"], "units_per_layer must be an integer of at least 1"),
+        "build negative units": ([*_BUILD, "--units-per-layer", "-3"], "got -3"),
+        "build unknown layer": ([*_BUILD, "--layers", "blocks.99"], "unknown layer 'blocks.99'"),
+        "build k zero": ([*_BUILD, "-k", "0"], "k must be an integer of at least 1"),
+        "build batch zero": ([*_BUILD, "--batch", "0"], "batch must be an integer of at least 1"),
+        "build size 7": ([*_BUILD, "--size", "7"], "too small"),
+        "build empty data": ([*_BUILD, "--data", "{tmp}"], "holds no image files"),
+        "build no examples": ([*_BUILD, "--examples-limit", "0"], "examples_limit"),
+    }
+)
 if not torch.cuda.is_available():
     CASES["cuda without CUDA"] = (["render", "logits:hen", "--device", "cuda", "-o", "{tmp}/e.png"], "not available")
 
@@ -75,11 +103,13 @@ def test_bad_input_is_one_line_before_any_step(name, tmp_path, no_steps):
     args, expected = CASES[name]
     taken = _existing(tmp_path) if any("{taken}" in a for a in args) else ""
     args = [a.replace("{tmp}", str(tmp_path)).replace("{taken}", taken) for a in args]
+    before = sorted(tmp_path.rglob("*"))
     result = CliRunner().invoke(main, args)
     lines = result.output.strip().splitlines()
     assert result.exit_code == 2, result.output
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.output, result.output
     assert expected in lines[0] and len(lines[0]) < 600, lines[0]
+    assert sorted(tmp_path.rglob("*")) == before, "a refused command left files or folders behind"
 
 
 def test_video_without_its_writer_is_refused_before_the_work(tmp_path, no_steps, monkeypatch):
@@ -138,3 +168,91 @@ def test_huge_size_fails_fast_with_little_memory():
     # answer in seconds, where going ahead would allocate terabytes or run for hours
     assert float(seconds) < 8, (seconds, wall)
     assert int(peak_kib) < 1.5 * 2**20, peak_kib  # KiB: under 1.5 GiB
+
+
+@pytest.fixture(scope="module")
+def hen_record(tmp_path_factory):
+    """A real render's record (3 steps at 48 px), to be edited."""
+    out = tmp_path_factory.mktemp("record") / "hen.png"
+    result = CliRunner().invoke(main, ["render", "logits:hen", "--steps", "3", "--size", "48", "-q", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    return json.loads(out.with_suffix(".json").read_text())
+
+
+def _without(record, key):
+    edited = json.loads(json.dumps(record))
+    del edited["recipe"][key]
+    return edited
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda r: _without(r, "lr"), "the record has no recipe.lr"),
+        (lambda r: _without(r, "steps"), "the record has no recipe.steps"),
+        (lambda r: dict(r, seed="0"), "run.seed is '0' (str): expected an integer"),
+        (lambda r: dict(r, batch=1.5), "run.batch is 1.5 (float): expected an integer"),
+        (lambda r: dict(r, recipe=dict(r["recipe"], lr="fast")), "recipe.lr is 'fast' (str): expected a number"),
+        (lambda r: dict(r, recipe=dict(r["recipe"], transforms="crop")), "recipe.transforms"),
+        (lambda r: dict(r, recipe=dict(r["recipe"], penalties=[1.0])), "expected a list of pairs"),
+        (lambda r: dict(r, recipe=[]), "run.recipe is [] (list): expected an object"),
+        (lambda r: dict(r, unit=5), "run.unit is 5 (int)"),
+        (lambda r: dict(r, size=[48]), "expected an integer or [height, width]"),
+        (lambda r: dict(r, callbacks=[{"class": "Nope"}]), "expected one of BlurEvery, RecordFrames"),
+        (lambda r: dict(r, init={"digest": "x"}), "expected an object with its photo's source"),
+        (lambda r: {k: v for k, v in r.items() if k != "model"}, "the record has no run.model"),
+        (lambda r: dict(r, index=9), "the record's index is 9"),
+    ],
+)
+def test_an_edited_record_is_refused_in_one_line_naming_the_field(hen_record, edit, expected, tmp_path, no_steps):
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(edit(hen_record)))
+    result = CliRunner().invoke(main, ["render", "--from", str(path), "-q"])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1 and "Traceback" not in result.output, result.output
+    assert expected in lines[0], lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["edited.json"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["render", "torchvision:resnet18", "layer1:0", "--weights", "DEFAULT"],
+        ["predict", "skimage:coffee", "--model", "timm:resnet18", "--pretrained"],
+    ],
+)
+def test_weights_that_cannot_be_downloaded_are_one_line_in_seconds(args, tmp_path, monkeypatch, no_steps):
+    # an empty cache, and a network that cannot reach the weights' host (this machine has none;
+    # elsewhere the offline switch that both hubs honour says the same)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setenv("TORCH_HUB_OFFLINE", "1")
+    start = time.monotonic()
+    result = CliRunner().invoke(main, args)
+    seconds = time.monotonic() - start
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert "cannot download the weights" in lines[0] and "--weights FILE" in lines[0], lines[0]
+    assert seconds < 10, seconds  # timm's hub retried for 52 s before
+
+
+def test_a_weights_file_is_read_as_tensors_and_makes_the_model_trained(tmp_path):
+    import torchvision
+    from safetensors.torch import save_file
+
+    reference = torchvision.models.resnet18()
+    torch.save(reference.state_dict(), tmp_path / "r18.pth")
+    save_file(reference.state_dict(), str(tmp_path / "r18.safetensors"))
+    photo = featviz.load_image("skimage:coffee", 224)[None]
+    with torch.no_grad():
+        expected = reference.eval()(featviz.load_model(reference).normalize(photo))
+    for name in ("r18.pth", "r18.safetensors"):
+        for model in ("torchvision:resnet18", "timm:resnet18"):
+            adapter = featviz.load_model(model, weights=str(tmp_path / name))
+            assert adapter.trained is True and adapter.untrained_note is None
+            with torch.no_grad():
+                assert torch.allclose(adapter(photo), expected, atol=1e-4), (name, model)
+    (tmp_path / "evil.pth").write_bytes(b"cos\nsystem\n(S'touch pwned'\ntR.")  # a pickle that runs code
+    with pytest.raises(featviz.FeatvizError, match="not a weights file featviz can read as tensors"):
+        featviz.load_model("torchvision:resnet18", weights=str(tmp_path / "evil.pth"))
+    assert not (tmp_path / "pwned").exists()

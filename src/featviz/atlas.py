@@ -28,8 +28,9 @@ from featviz.io.store import TileStore
 from featviz.models import ModelAdapter, load_model
 from featviz.models.layers import output_shape
 from featviz.optvis.recipes import DEFAULT_RECIPE, Recipe, get_recipe
-from featviz.optvis.record import make_record
+from featviz.optvis.record import make_record, weights_fields
 from featviz.optvis.render import render
+from featviz.optvis.spec import check_recipe
 
 ChannelsLike = str | range | Sequence[int] | None
 TILES = "tiles"
@@ -129,6 +130,7 @@ def atlas(
     rec = get_recipe(recipe).replace(
         size=size, **{k: v for k, v in {"steps": steps, "lr": lr}.items() if v is not None}
     )
+    check_recipe(rec)
     chans = parse_channels(channels, layer_channels(adapter, layer, size))
     # What a saved tile must match to be reused.
     key = {"model": adapter.name, "layer": layer, "recipe": rec.to_dict(), "seed": seed, "size": size}
@@ -155,7 +157,7 @@ def atlas(
     bar.close()
     grid = make_grid([tiles[c] for c in chans], [str(c) for c in chans], columns=columns, crop=crop)
     fields = dict(key, channels=chans, batch=batch, crop=crop, scores=[scores[c] for c in chans])
-    fields.update(rendered=len(rendered), loaded=len(loaded))
+    fields.update(rendered=len(rendered), loaded=len(loaded), **weights_fields(adapter))
     record = make_record("atlas", fields, seconds=time.perf_counter() - start)
     if out_dir is not None:
         from featviz.io.records import write_record

@@ -28,7 +28,7 @@ from featviz.errors import FeatvizError, ImageError
 from featviz.models import ModelAdapter, load_model, place
 from featviz.optvis.objectives import Objective
 from featviz.optvis.recipes import DREAM
-from featviz.optvis.record import make_record
+from featviz.optvis.record import make_record, weights_fields
 from featviz.optvis.render import render, score_images
 from featviz.optvis.spec import check_memory
 from featviz.optvis.units import parse_objective
@@ -167,6 +167,7 @@ def dream(
         "score_before": before,
         "score_after": after,
         "renders": records,
+        **weights_fields(adapter),
     }
     record = make_record("dream", fields, seconds=time.perf_counter() - start)
     return DreamResult(img[0], photo, before, after, sizes, torch.cat(curves), record)

@@ -17,7 +17,7 @@ from featviz.errors import FeatvizError
 from featviz.models import ModelAdapter, load_model
 from featviz.optvis.objectives import Objective
 from featviz.optvis.recipes import DEFAULT_RECIPE, Recipe, get_recipe
-from featviz.optvis.record import make_record
+from featviz.optvis.record import make_record, weights_fields
 from featviz.optvis.render import render
 
 
@@ -135,6 +135,7 @@ def zoom(
         "size": size,
         "seed": seed,
         "scores": scores,
+        **weights_fields(adapter),
     }
     record = make_record("zoom", fields, seconds=time.perf_counter() - start)
     return ZoomResult(out, scores, record)

@@ -33,12 +33,14 @@ def default_name(*parts: str, limit: int = 48) -> str:
 
 
 def check_writable(path: str | Path) -> Path:
-    """``path`` if a file can be written there (its folder is made when missing); else an
-    error naming the path and the reason. Nothing is left behind."""
+    """``path`` if a file can be written there; else an error naming the path and the
+    reason. Nothing is left behind: folders made for the probe are removed again (the
+    writer makes them when it writes), so a command refused later leaves no empty folder."""
     path = Path(path)
     if path.is_dir():
         raise FeatvizError(f"{path} is a folder: expected a file name")
     folder = path.parent
+    made = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / f".{path.name}.{os.getpid()}.probe"
@@ -46,6 +48,12 @@ def check_writable(path: str | Path) -> Path:
         probe.unlink()
     except OSError as err:
         raise FeatvizError(f"cannot write {path}: {err.strerror or err}") from None
+    finally:
+        for created in made:  # deepest first
+            try:
+                created.rmdir()
+            except OSError:
+                break
     return path
 
 

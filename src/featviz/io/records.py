@@ -77,7 +77,8 @@ def _save_render(result: Any, path: Path, grid: bool = True, labels: list[str] |
     for i in range(n):
         target = path if n == 1 else path.with_name(f"{path.stem}_{i}{path.suffix}")
         save_image(result.images[i], target)
-        record = dict(result.record, index=i, image_score=result.final[i].item())
+        index = i if n > 1 else result.record.get("index", 0)  # one image picked from a batch keeps its index
+        record = dict(result.record, index=index, image_score=result.final[i].item())
         written.append(target)
         write_record(sidecar(target), record)
     if grid and n > 1:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from featviz.io.files import atomic_write
+from featviz.io.records import write_record
 from featviz.microscope.catalog import CATALOG, Catalog
 
 ASSETS = ("site.css", "site.js", "pending.js")
@@ -32,8 +33,17 @@ def asset(name: str) -> bytes:
     return (resources.files("featviz.microscope") / "static" / name).read_bytes()
 
 
-def page(title: str, body: str, root: str, *, scripts: tuple[str, ...] = ("site.js",), attrs: str = "") -> bytes:
-    """One page of the site; ``root`` is the relative path back to the folder."""
+def page(
+    title: str,
+    body: str,
+    root: str,
+    *,
+    scripts: tuple[str, ...] = ("site.js",),
+    attrs: str = "",
+    warning: str | None = None,
+) -> bytes:
+    """One page of the site; ``root`` is the relative path back to the folder; ``warning``
+    (a model with random weights) stands above everything else."""
     tags = "".join(f"<script src='{root}static/{s}'></script>" for s in scripts)
     head = (
         f"<meta charset='utf-8'><meta name='viewport' content='width=device-width'><title>{html.escape(title)}</title>"
@@ -45,9 +55,14 @@ def page(title: str, body: str, root: str, *, scripts: tuple[str, ...] = ("site.
     )
     text = (
         f"<!doctype html><html><head>{head}</head><body data-root='{root}'{attrs}>{nav}"
-        f"<h1>{html.escape(title)}</h1>{body}</body></html>"
+        f"{banner(warning)}<h1>{html.escape(title)}</h1>{body}</body></html>"
     )
     return text.encode()
+
+
+def banner(warning: str | None) -> str:
+    """The warning every page of an untrained model's Microscope opens with."""
+    return f"<p class='warning' role='alert'>Warning: {html.escape(warning)}.</p>" if warning else ""
 
 
 class Site:
@@ -62,6 +77,7 @@ class Site:
             catalog.close()
         self.units = {(u["layer"], u["channel"]): u for u in units}
         self.names = [layer["name"] for layer in self.layers]
+        self.warning: str | None = self.meta.get("warning")
         self.by_layer: dict[str, list[dict[str, Any]]] = {}
         for key in sorted(self.units):
             self.by_layer.setdefault(key[0], []).append(self.units[key])
@@ -94,7 +110,8 @@ def write_site(out: str | Path) -> list[Path]:
     files = [atomic_write(out / "static" / name, asset(name)) for name in ASSETS]
     files.append(atomic_write(out / "static" / "index.js", _index_script(site)))
     files.append(atomic_write(out / "index.html", _index(site)))
-    files.append(atomic_write(out / "search.html", page("Search", "<div id='results'></div>", "", scripts=_SEARCH)))
+    search = page("Search", "<div id='results'></div>", "", scripts=_SEARCH, warning=site.warning)
+    files.append(atomic_write(out / "search.html", search))
     for layer in site.layers:
         files.append(atomic_write(out / "layers" / f"{layer['name']}.html", _layer(site, layer)))
         for unit in site.built(layer["name"]):
@@ -106,10 +123,21 @@ _SEARCH = ("index.js", "site.js")
 
 
 def write_unit_page(site: Site, unit: dict[str, Any]) -> Path:
+    """A unit's page, and its images' run records as files beside them (what its Reproduce
+    commands replay)."""
     root = "../../"
+    for path, record in record_files(unit).items():
+        if not (site.out / path).is_file():
+            write_record(site.out / path, record)
     body = unit_body(site, unit, src=lambda path: root + path, link=lambda layer, c: f"../{layer}/{c}.html")
     title = f"{site.meta.get('model')} {unit['layer']}:{unit['channel']}"
-    return atomic_write(site.out / "units" / unit["layer"] / f"{unit['channel']}.html", page(title, body, root))
+    text = page(title, body, root, warning=site.warning)
+    return atomic_write(site.out / "units" / unit["layer"] / f"{unit['channel']}.html", text)
+
+
+def record_files(unit: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The unit's records by the file each is written to: ``units/LAYER/CHANNEL/KIND.json``."""
+    return {f"units/{unit['layer']}/{unit['channel']}/{kind}.json": rec for kind, rec in unit["records"].items()}
 
 
 def _index_script(site: Site) -> bytes:
@@ -143,7 +171,7 @@ def _index(site: Site) -> bytes:
         f"{rows}</table>"
         "<p class='muted'>Every unit has a permanent address: <code>units/LAYER/CHANNEL.html</code>.</p>"
     )
-    return page(site.title(), body, "")
+    return page(site.title(), body, "", warning=site.warning)
 
 
 _SORTS = (
@@ -176,7 +204,7 @@ def _layer(site: Site, layer: dict[str, Any]) -> bytes:
             f"<div id='unbuilt' hidden><h2>Not built yet</h2>"
             f"<p class='muted'>Opening one renders it on this server.</p><p class='unbuilt'>{links}</p></div>"
         )
-    return page(f"{site.meta.get('model')} {layer['name']}", body, "../")
+    return page(f"{site.meta.get('model')} {layer['name']}", body, "../", warning=site.warning)
 
 
 def _tile(layer: str, unit: dict[str, Any]) -> str:
@@ -221,7 +249,10 @@ def unit_body(
     inputs = [(below, ch, w) for ch, w in fig.get("inputs", [])] if below else []
     multiple = fig.get("activation_vs_best_example")
     ratio = "n/a (its best example's mean is not above 0)" if multiple is None else f"{multiple:.2f}x"
-    commands = "".join(f"<li>{html.escape(kind)}: {_command(rec)}</li>" for kind, rec in unit["records"].items())
+    commands = "".join(
+        f"<li>{html.escape(kind)}: {_command(path, rec)}</li>"
+        for (path, rec), kind in zip(record_files(unit).items(), unit["records"], strict=True)
+    )
     into = site.drives_into(layer, c)
     return (
         f"<h2>Feature visualizations</h2><p class='row'>{views}</p>"
@@ -239,7 +270,9 @@ def unit_body(
         "(above 1: it excites the unit more than any photo)</li>"
         f"<li>rank correlation with the top examples in {html.escape(str(fig.get('below')))}: "
         f"{fig['rank_correlation_below']:.2f} (near 1: it excites the layer below as real images do)</li></ul>"
-        f"<h2>Reproduce</h2><ul>{commands}</ul>"
+        "<h2>Reproduce</h2><p>In this Microscope's folder, each command renders its image again: the same "
+        "pixels on the machine that built it (the whole batch it was rendered in is rendered again, and "
+        f"the unit's image kept).</p><ul>{commands}</ul>"
     )
 
 
@@ -270,14 +303,14 @@ def _thumbs(
     return f"<div class='thumbs'>{''.join(out)}</div>"
 
 
-def _command(rec: dict[str, Any]) -> str:
-    """How to make the image again: the command line, or a replay of the record."""
-    how = f"(rendered in a batch of {rec.get('batch')}, recipe {html.escape(str(rec['recipe']['name']))})"
-    if rec.get("unit_form") == "repr":
-        return f"<code>featviz.replay(record)</code> with this unit's record from the catalog {how}"
+def _command(path: str, rec: dict[str, Any]) -> str:
+    """How to make the image again: a replay of its record file, which holds every setting
+    of the build (recipe with its steps, size, seed, the batch it was rendered in)."""
+    stem = Path(path).stem
+    line = f"featviz render --from {path} --out {stem}.png"
+    recipe = rec.get("recipe") or {}
     size = rec.get("size")
     side = size[0] if isinstance(size, list) else size
-    unit = rec.get("unit")
-    text = unit[rec.get("index", 0)] if isinstance(unit, list) else unit
-    line = f'featviz render {rec.get("model")} "{text}" --recipe microscope --size {side} --seed {rec.get("seed")}'
+    which = f"image {rec['index']} of a batch of {rec.get('batch')}" if "index" in rec else f"{rec.get('batch')} images"
+    how = f"(recipe {html.escape(str(recipe.get('name')))}, {recipe.get('steps')} steps, {side} px, seed {rec.get('seed')}, {which})"
     return f"<code>{html.escape(line)}</code> {how}"

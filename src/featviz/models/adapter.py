@@ -30,6 +30,9 @@ class ModelAdapter:
         prefix_tokens: for token outputs ``[B, T, C]``, how many leading tokens (class,
             register) are not part of the spatial grid. ``None`` infers it from the model's
             ``num_prefix_tokens`` attribute or from the token count.
+        trained: whether the weights were trained: ``False`` for a named model built with
+            random weights (every report, page and record of it says so), ``None`` when
+            featviz cannot know (a module passed in).
     """
 
     def __init__(
@@ -43,6 +46,7 @@ class ModelAdapter:
         labels: Labels | None = None,
         name: str | None = None,
         prefix_tokens: int | None = None,
+        trained: bool | None = None,
     ) -> None:
         if len(mean) != 3 or len(std) != 3:
             raise FeatvizError(f"mean and std need 3 values (RGB), got {mean!r} and {std!r}")
@@ -62,10 +66,21 @@ class ModelAdapter:
         if prefix_tokens is None:
             prefix_tokens = getattr(module, "num_prefix_tokens", None)
         self.prefix_tokens = prefix_tokens
+        self.trained = trained
         self._modules = dict(module.named_modules())
 
     def __repr__(self) -> str:
         return f"ModelAdapter({self.name!r}, input_size={self.input_size})"
+
+    @property
+    def untrained_note(self) -> str | None:
+        """A sentence for every output of a model with random weights, else ``None``."""
+        if self.trained is not False:
+            return None
+        return (
+            f"{self.name} has random weights (not trained): what it draws, ranks and attributes "
+            "says nothing about a trained model"
+        )
 
     # -- running -----------------------------------------------------------------------------
     @property

@@ -61,6 +61,7 @@ def _load_lite(name: str) -> ModelAdapter:
         min_size=32,
         labels=imagenet_labels(),
         name=name,
+        trained=True,
     )
 
 
@@ -71,12 +72,24 @@ class RandomWeightsWarning(UserWarning):
 def _load_torchvision(arch: str, **kwargs: Any) -> ModelAdapter:
     import torchvision
 
-    try:
-        module = torchvision.models.get_model(arch, **kwargs)
-    except ValueError as err:
-        names = torchvision.models.list_models()
-        raise UnknownModelError(f"unknown torchvision model {arch!r}.{suggestion(arch, names)}") from err
+    from featviz.models.weights import check_download, is_weights_file, load_weights_file, torchvision_cached
+
+    names = torchvision.models.list_models()
+    if arch not in names:
+        raise UnknownModelError(f"unknown torchvision model {arch!r}.{suggestion(arch, names)}")
     weights = kwargs.get("weights")
+    weights_file = kwargs.pop("weights") if is_weights_file(weights) else None
+    if weights is not None and weights_file is None:
+        try:
+            url = torchvision.models.get_model_weights(arch).verify(weights).url
+        except (ValueError, KeyError, AttributeError) as err:
+            raise FeatvizError(
+                f"torchvision:{arch} has no weights {weights!r} ({err}): try DEFAULT or a file"
+            ) from None
+        check_download(url, f"torchvision:{arch}", torchvision_cached(url))
+    module = torchvision.models.get_model(arch, **kwargs)
+    if weights_file is not None:
+        load_weights_file(module, weights_file, f"torchvision:{arch}")
     if weights is None:
         warnings.warn(
             f"torchvision:{arch} has random weights: pass weights='DEFAULT' (--weights DEFAULT) for trained ones",
@@ -84,10 +97,10 @@ def _load_torchvision(arch: str, **kwargs: Any) -> ModelAdapter:
             stacklevel=3,
         )
     labels = imagenet_labels()
-    if weights is not None:
+    if weights is not None and weights_file is None:
         meta = torchvision.models.get_model_weights(arch).verify(weights).meta
         labels = type(labels)(meta["categories"]) if "categories" in meta else labels
-    return ModelAdapter(module.eval(), labels=labels, name=f"torchvision:{arch}")
+    return ModelAdapter(module.eval(), labels=labels, name=f"torchvision:{arch}", trained=weights is not None)
 
 
 def _load_timm(arch: str, **kwargs: Any) -> ModelAdapter:
@@ -95,14 +108,24 @@ def _load_timm(arch: str, **kwargs: Any) -> ModelAdapter:
 
     if not timm.is_model(arch):
         raise UnknownModelError(f"unknown timm model {arch!r}.{suggestion(arch, timm.list_models())}")
+    from featviz.models.weights import check_download, is_weights_file, load_weights_file, timm_source
+
+    weights_file = kwargs.pop("weights", None)
+    if weights_file is not None and not is_weights_file(weights_file):
+        raise FeatvizError(f"timm:{arch}: weights={weights_file!r} is not a file; use pretrained=True (--pretrained)")
     kwargs.setdefault("pretrained", False)
-    if not kwargs["pretrained"] and not kwargs.get("checkpoint_path"):
+    if kwargs["pretrained"] and weights_file is None:
+        url, cached = timm_source(arch)
+        check_download(url, f"timm:{arch}", cached)
+    if not kwargs["pretrained"] and not kwargs.get("checkpoint_path") and weights_file is None:
         warnings.warn(
             f"timm:{arch} has random weights: pass pretrained=True (--pretrained) for trained ones",
             RandomWeightsWarning,
             stacklevel=3,
         )
     module = timm.create_model(arch, **kwargs)
+    if weights_file is not None:
+        load_weights_file(module, weights_file, f"timm:{arch}")
     cfg: dict[str, Any] = dict(getattr(module, "pretrained_cfg", None) or {})
     size = cfg.get("input_size", (3, 224, 224))[-1]
     return ModelAdapter(
@@ -112,6 +135,7 @@ def _load_timm(arch: str, **kwargs: Any) -> ModelAdapter:
         input_size=size,
         labels=imagenet_labels() if getattr(module, "num_classes", 0) == 1000 else None,
         name=f"timm:{arch}",
+        trained=bool(kwargs["pretrained"] or kwargs.get("checkpoint_path") or weights_file),
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from featviz.errors import FeatvizError, suggestion
 from featviz.optvis import transforms as T
+from featviz.optvis.record import INTEGER, LIST, MAPPING, NUMBER, TEXT, check_fields
 from featviz.optvis.transforms import TransformSpec
 
 
@@ -57,9 +58,13 @@ class Recipe:
         True
         """
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(set(data) - known) if isinstance(data, dict) else []
         if unknown:
             raise FeatvizError(f"a recipe has no fields {unknown}: expected some of {sorted(known)}")
+        check_fields(data, _RECIPE_FIELDS, "recipe")
+        for key in ("transforms", "penalties"):
+            if not all(isinstance(pair, list) and len(pair) == 2 for pair in data[key]):
+                raise FeatvizError(f"the record's recipe.{key} is {data[key]!r}: expected a list of pairs")
         values = dict(data)
         values["transforms"] = tuple((str(n), dict(_tuples(k))) for n, k in values.get("transforms", ()))
         values["penalties"] = tuple((float(w), str(n)) for w, n in values.get("penalties", ()))
@@ -68,6 +73,16 @@ class Recipe:
         if isinstance(values.get("size"), list):
             values["size"] = tuple(values["size"])
         return cls(**values)
+
+
+_RECIPE_FIELDS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("name", "description", "param", "optimizer", "lr_schedule"), (TEXT,)),
+    **dict.fromkeys(("lr", "lr_final", "blur_sigma"), (NUMBER,)),
+    **dict.fromkeys(("steps", "blur_every", "redirect_relu"), (INTEGER,)),
+    **dict.fromkeys(("param_kwargs", "optimizer_kwargs"), (MAPPING,)),
+    **dict.fromkeys(("transforms", "penalties"), (LIST,)),
+    "size": (INTEGER, LIST, "null"),
+}
 
 
 def _tuples(kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,19 @@ import platform
 from importlib import metadata
 from typing import Any
 
+from featviz.errors import FeatvizError, shorten
+
+#: What a field of a record may hold, by name: checked by :func:`check_fields`.
+NUMBER, INTEGER, TEXT, MAPPING, LIST = "a number", "an integer", "a string", "an object", "a list"
+_KINDS: dict[str, Any] = {
+    NUMBER: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    INTEGER: lambda v: isinstance(v, int) and not isinstance(v, bool),
+    TEXT: lambda v: isinstance(v, str),
+    MAPPING: lambda v: isinstance(v, dict),
+    LIST: lambda v: isinstance(v, list),
+    "null": lambda v: v is None,
+}
+
 
 def versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
@@ -17,6 +30,38 @@ def versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             pass
     return out
+
+
+def check_fields(data: Any, schema: dict[str, tuple[str, ...]], where: str, optional: tuple[str, ...] = ()) -> None:
+    """Refuse a record (or a part of one) whose fields are missing or of the wrong kind, in
+    one line naming the field: ``schema`` maps each field to the kinds it may hold
+    (:data:`NUMBER`, :data:`INTEGER`, :data:`TEXT`, :data:`MAPPING`, :data:`LIST`, ``"null"``).
+
+    >>> check_fields({"lr": "0.05"}, {"lr": (NUMBER,)}, "recipe")
+    Traceback (most recent call last):
+    ...
+    featviz.errors.FeatvizError: the record's recipe.lr is '0.05' (str): expected a number
+    """
+    if not isinstance(data, dict):
+        raise FeatvizError(f"the record's {where} is {shorten(repr(data))}: expected an object")
+    missing = [k for k in schema if k not in data and k not in optional]
+    if missing:
+        names = ", ".join(f"{where}.{k}" for k in missing)
+        raise FeatvizError(f"the record has no {names}: it was edited or is not a featviz record")
+    for key, kinds in schema.items():
+        if key in data and not any(_KINDS[kind](data[key]) for kind in kinds):
+            value = data[key]
+            text = repr(value) if len(repr(value)) <= 80 else shorten(value)
+            raise FeatvizError(
+                f"the record's {where}.{key} is {text} ({type(value).__name__}): expected {' or '.join(kinds)}"
+            )
+
+
+def weights_fields(adapter: Any) -> dict[str, Any]:
+    """What a record says of the model's weights: ``trained`` (``None``: a module passed in,
+    featviz cannot know) and, for random weights, a ``warning`` that every reader sees."""
+    note = getattr(adapter, "untrained_note", None)
+    return {"trained": getattr(adapter, "trained", None), **({"warning": note} if note else {})}
 
 
 def make_record(kind: str, fields: dict[str, Any], *, seconds: float, status: str = "done") -> dict[str, Any]:

@@ -21,7 +21,7 @@ from featviz.optvis.callbacks import Callback, RecordFrames, StepState
 from featviz.optvis.param import Parameterization
 from featviz.optvis.param.images import digest
 from featviz.optvis.recipes import DEFAULT_RECIPE, Recipe
-from featviz.optvis.record import make_record
+from featviz.optvis.record import make_record, weights_fields
 from featviz.optvis.redirect import redirect_relus
 from featviz.optvis.spec import (
     CALLBACKS,
@@ -58,6 +58,19 @@ class RenderResult:
         scores = ", ".join(f"{s:.3f}" for s in self.final.tolist()[:4]) + (", ..." if b > 4 else "")
         state = ", interrupted" if self.interrupted else ""
         return f"RenderResult({b} image{'s' * (b > 1)} {h}x{w}, {len(self.curve)} steps, final [{scores}]{state})"
+
+    def pick(self, index: int) -> RenderResult:
+        """Image ``index`` of a batch as a result of its own; its record keeps the whole
+        batch's run (what a replay needs for the same pixels) and says which image it is."""
+        b = self.images.shape[0]
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < b:
+            raise FeatvizError(f"expected an image index from 0 to {b - 1}, got {index!r}")
+        one = slice(index, index + 1)
+        curve = self.curve[:, one] if self.curve.dim() == 2 else self.curve
+        frames = [f[one] for f in self.frames]
+        return RenderResult(
+            self.images[one], curve, self.final[one], dict(self.record, index=index), frames, self.interrupted
+        )
 
 
 def render(
@@ -135,6 +148,7 @@ def run(plan: Plan, *, record_every: int = 0, progress: bool = True, start: floa
         "steps_done": len(curve),
         "final_score": final.tolist(),
         "curve": curve.mean(1).tolist() if len(curve) else [],
+        **weights_fields(plan.adapter),
     }
     status = "interrupted" if interrupted else "done"
     record = make_record("render", fields, seconds=time.perf_counter() - start, status=status)
@@ -183,9 +197,7 @@ def replay(
         )
         kwargs.pop("init", None)
     if "callbacks" not in objects:
-        kwargs["callbacks"] = [
-            CALLBACKS[d["class"]](**{k: v for k, v in d.items() if k != "class"}) for d in spec.callbacks
-        ]
+        kwargs["callbacks"] = [_replay_callback(d) for d in spec.callbacks]
     kwargs.setdefault("device", "cpu" if spec.device == "cpu" else "auto")
     plan = resolve(
         model if model is not None else spec.model,
@@ -198,9 +210,22 @@ def replay(
     return run(plan, record_every=objects.get("record_every", 0), progress=kwargs.get("progress", True))
 
 
+def _replay_callback(described: Any) -> Any:
+    """A callback of a record, built again; a description that is not one of featviz's is refused."""
+    kind = described.get("class") if isinstance(described, dict) else None
+    if kind not in CALLBACKS:
+        raise FeatvizError(f"the record's callbacks hold {described!r}: expected one of {', '.join(CALLBACKS)}")
+    try:
+        return CALLBACKS[kind](**{k: v for k, v in described.items() if k != "class"})
+    except TypeError as err:
+        raise FeatvizError(f"the record's callback {described!r} cannot be built again: {err}") from None
+
+
 def _replay_init(init: dict[str, Any]) -> torch.Tensor:
     from featviz.data.photos import load_image
 
+    if not isinstance(init.get("source"), str):
+        raise FeatvizError(f"the record's run.init is {init!r}: expected an object with its photo's source")
     photo = load_image(init["source"])
     if digest(photo) != init.get("digest"):
         raise FeatvizError(f"the photo {init['source']} is not the one the record started from (its digest differs)")

@@ -30,6 +30,7 @@ from featviz.optvis.param import FourierImage, MacoImage, Parameterization, Pixe
 from featviz.optvis.param.images import digest
 from featviz.optvis.param.spectrum import natural_spectrum, spectrum_of
 from featviz.optvis.recipes import DEFAULT_RECIPE, Recipe, get_recipe
+from featviz.optvis.record import INTEGER, LIST, MAPPING, TEXT, check_fields
 from featviz.optvis.transforms import Compose, Resize, Transform
 from featviz.optvis.units import objective_from_repr, parse_objective
 
@@ -80,10 +81,15 @@ class RunSpec:
         """The spec of a render's run record (the JSON written beside its image)."""
         if record.get("kind", "render") != "render":
             raise FeatvizError(f"expected the record of a render, got one of kind {record.get('kind')!r}")
-        missing = [k for k in ("model", "unit", "recipe", "seed", "batch", "size") if k not in record]
-        if missing:
-            raise FeatvizError(f"the record has no {', '.join(missing)}: not a featviz render record")
+        check_fields(record, _RECORD_FIELDS, "run", optional=_OPTIONAL)
         size = record["size"]
+        if isinstance(size, list) and not (len(size) == 2 and all(isinstance(s, int) for s in size)):
+            raise FeatvizError(f"the record's run.size is {size!r}: expected an integer or [height, width]")
+        index = record.get("index")
+        if index is not None and not (type(index) is int and 0 <= index < record["batch"]):
+            raise FeatvizError(
+                f"the record's index is {index!r}: expected one of its batch's images, 0 to {record['batch'] - 1}"
+            )
         return cls(
             model=record["model"],
             unit=record["unit"],
@@ -98,6 +104,23 @@ class RunSpec:
             callbacks=tuple(record.get("callbacks", ())),
             needs=tuple(record.get("needs", ())),
         )
+
+
+_RECORD_FIELDS: dict[str, tuple[str, ...]] = {
+    "model": (TEXT,),
+    "unit": (TEXT, LIST),
+    "unit_form": (TEXT,),
+    "recipe": (MAPPING,),
+    "seed": (INTEGER,),
+    "batch": (INTEGER,),
+    "size": (INTEGER, LIST),
+    "device": (TEXT,),
+    "init": (MAPPING, "null"),
+    "param_seed": (INTEGER, "null"),
+    "callbacks": (LIST,),
+    "needs": (LIST,),
+}
+_OPTIONAL = ("unit_form", "device", "init", "param_seed", "callbacks", "needs")
 
 
 @dataclass
@@ -139,7 +162,7 @@ def resolve(
     rec = get_recipe(recipe)
     overrides = {"lr": lr, "steps": steps, "redirect_relu": redirect_relu}
     rec = rec.replace(**{k: v for k, v in overrides.items() if v is not None})
-    _check_recipe(rec)
+    check_recipe(rec)
     obj, units = to_objective(objective, adapter)
     unit, unit_form = describe_unit(objective)
     needs: list[str] = []
@@ -163,7 +186,7 @@ def resolve(
         needs.append("optimizer")
     elif optimizer is not None:
         rec = rec.replace(optimizer=optimizer)
-        _check_recipe(rec)
+        check_recipe(rec)
     cbs = list(callbacks)
     described = tuple(describe_callback(cb) for cb in cbs)
     if any(d["class"] not in CALLBACKS for d in described):
@@ -300,7 +323,8 @@ def check_memory(
     )
 
 
-def _check_recipe(rec: Recipe) -> None:
+def check_recipe(rec: Recipe) -> None:
+    """Refuse a recipe that cannot run (no steps, a learning rate not above 0, unknown parts)."""
     if rec.steps < 1:
         raise FeatvizError(f"steps must be at least 1, got {rec.steps}")
     if not rec.lr > 0:
