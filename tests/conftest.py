@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
 import featviz
 from featviz.data.photos import natural_images, resize
+from featviz.microscope import Catalog, build
 
 torch.set_num_threads(2)
 
@@ -48,3 +51,21 @@ def tiny() -> featviz.ModelAdapter:
     return featviz.load_model(
         Tiny(), mean=(0, 0, 0), std=(1, 1, 1), input_size=8, labels=featviz.Labels(["a", "b", "c"])
     )
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory) -> Path:
+    """A small Microscope of the embedded model (2 units of blocks.1 and blocks.3, 4 steps at 64 px),
+    built once; a test that writes into it works on a copy."""
+    out = tmp_path_factory.mktemp("microscope")
+    small = {"units_per_layer": 2, "batch": 2, "size": 64, "steps": 4, "k": 2, "examples_limit": 12}
+    adapter = featviz.load_model("efficientnet_lite0")
+    build(adapter, out, layers=["blocks.1", "blocks.3"], progress=False, **small)
+    # the unit of blocks.1 that drives blocks.3:0 most, so that the walk can follow the link
+    cat = Catalog(out / "catalog.sqlite", readonly=True)
+    top = cat.units("blocks.3")[0]["figures"]["inputs"][0][0]
+    cat.close()
+    if top > 1:
+        featviz.microscope.render_units(adapter, out, "blocks.1", [top])
+        featviz.microscope.write_site(out)
+    return out

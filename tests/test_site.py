@@ -17,25 +17,9 @@ import pytest
 from browser import chromium, images_loaded, watch
 
 import featviz
-from featviz.microscope import Catalog, build
+from featviz.microscope import Catalog
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("microscope")
-    small = {"units_per_layer": 2, "batch": 2, "size": 64, "steps": 4, "k": 2, "examples_limit": 12}
-    adapter = featviz.load_model("efficientnet_lite0")
-    build(adapter, out, layers=["blocks.1", "blocks.3"], progress=False, **small)
-    # the unit of blocks.1 that drives blocks.3:0 most, so that the walk can follow the link
-    cat = Catalog(out / "catalog.sqlite", readonly=True)
-    top = cat.units("blocks.3")[0]["figures"]["inputs"][0][0]
-    cat.close()
-    if top > 1:
-        featviz.microscope.render_units(adapter, out, "blocks.1", [top])
-        featviz.microscope.write_site(out)
-    return out
 
 
 def _free_port() -> int:

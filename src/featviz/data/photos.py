@@ -6,12 +6,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from featviz.errors import ImageError, suggestion
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -69,11 +73,18 @@ def skimage_photo(name: str) -> torch.Tensor:
 
 
 def load_image(path: str | Path, size: int | Sequence[int] | None = None) -> torch.Tensor:
-    """Read an image file as ``[3, H, W]`` in [0, 1], optionally resized (see :func:`resize`).
+    """Read an image file as ``[3, H, W]`` in [0, 1], upright, optionally resized (see :func:`resize`).
 
+    Every Pillow mode reads at its real range, never clipped: 8-bit modes (``1``, ``L``, ``P``,
+    ``RGB``, ``CMYK``, ``YCbCr``, ``LAB``...) through Pillow's conversion to RGB; integer modes
+    (``I;16`` and kin, ``I``) by 65535 when every value lies in [0, 65535] -- 16-bit data, which a
+    PNG opens as ``I;16`` or ``I`` depending on the Pillow version -- else by their own min/max;
+    float ``F`` as is when within [0, 1], else by its min/max. Alpha is dropped, as
+    ``convert("RGB")`` does in torchvision's and timm's loaders (a transparent pixel keeps its
+    colour). The EXIF orientation is applied, so a phone photo stands upright.
     ``skimage:NAME`` reads a photo shipped with scikit-image instead (``skimage:astronaut``).
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     if isinstance(path, str) and path.startswith("skimage:"):
         photo = skimage_photo(path.split(":", 1)[1])
@@ -85,11 +96,53 @@ def load_image(path: str | Path, size: int | Sequence[int] | None = None) -> tor
         raise ImageError(f"image file not found: {path}")
     try:
         with Image.open(path) as im:
-            array = np.asarray(im.convert("RGB"))
+            image = to_tensor(_pixels(ImageOps.exif_transpose(im), path))
     except (UnidentifiedImageError, OSError) as err:
         raise ImageError(f"{path} is not an image that Pillow can read ({err})") from None
-    image = to_tensor(array)
     return resize(image, size) if size is not None else image
+
+
+def _pixels(im: PILImage, path: Path) -> np.ndarray:
+    """A Pillow image as an HxW or HxWx3 array: uint8, or float32 in [0, 1] (rules in :func:`load_image`)."""
+    if im.mode.startswith("I") or im.mode == "F":
+        return _rescale(np.asarray(im, dtype=np.float32), integer=im.mode != "F", path=path)
+    if im.mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")  # straight to RGB makes Pillow warn; the alpha is dropped below
+    try:
+        return np.asarray(im.convert("RGB"))
+    except ValueError:  # a mode Pillow cannot turn into RGB
+        raise ImageError(f"{path}: Pillow cannot convert its mode {im.mode} to RGB") from None
+
+
+def _rescale(arr: np.ndarray, integer: bool, path: Path) -> np.ndarray:
+    """Integer data in [0, 65535] by 65535, float data in [0, 1] as is, anything else by its min/max."""
+    if not np.isfinite(arr).all():
+        raise ImageError(f"{path} has NaN or infinite pixels")
+    low, high = float(arr.min()), float(arr.max())
+    top = 65535.0 if integer else 1.0
+    if low >= 0 and high <= top:
+        return arr / top
+    return (arr - low) / (high - low) if high > low else np.zeros_like(arr)
+
+
+def too_small(image: torch.Tensor, input_size: int) -> str | None:
+    """Why ``image`` is too small for a model whose input is ``input_size`` px, or None.
+
+    Under half the input size on its short side, resizing blows each pixel up more than 2x:
+    fewer than a quarter of the pixels the model sees carry detail, more up-scaling than
+    ImageNet training crops reach (8% of a ~400 px photo is ~110 px, about 2x to 224), and the
+    answer is a guess (a 1x1 image is "velvet", 5%). Between half and the full input size is
+    common (thumbnails, small crops) and classifies well, so it passes.
+
+    >>> too_small(torch.zeros(3, 1, 1), 224)
+    "1x1 px, far below the model's 224 px input: the answer is unreliable"
+    >>> too_small(torch.zeros(3, 120, 300), 224) is None
+    True
+    """
+    h, w = image.shape[-2:]
+    if 2 * min(h, w) >= input_size:
+        return None
+    return f"{w}x{h} px, far below the model's {input_size} px input: the answer is unreliable"
 
 
 def resize(image: torch.Tensor, size: int | Sequence[int], crop: bool = True) -> torch.Tensor:

@@ -311,6 +311,8 @@ def _command(path: str, rec: dict[str, Any]) -> str:
     recipe = rec.get("recipe") or {}
     size = rec.get("size")
     side = size[0] if isinstance(size, list) else size
-    which = f"image {rec['index']} of a batch of {rec.get('batch')}" if "index" in rec else f"{rec.get('batch')} images"
-    how = f"(recipe {html.escape(str(recipe.get('name')))}, {recipe.get('steps')} steps, {side} px, seed {rec.get('seed')}, {which})"
+    batch = rec.get("batch")
+    which = f"image {rec['index']} of a batch of {batch}" if "index" in rec else f"{batch} images"
+    name = html.escape(str(recipe.get("name")))
+    how = f"(recipe {name}, {recipe.get('steps')} steps, {side} px, seed {rec.get('seed')}, {which})"
     return f"<code>{html.escape(line)}</code> {how}"

@@ -37,6 +37,7 @@ def load_weights_file(module: nn.Module, path: str | Path, name: str) -> None:
     path = Path(path)
     if not path.is_file():
         raise FeatvizError(f"weights file not found: {path} (expected a .pth, .pt or .safetensors state dict)")
+    state: Any
     try:
         if path.suffix.lower() == ".safetensors":
             from safetensors.torch import load_file
@@ -44,8 +45,11 @@ def load_weights_file(module: nn.Module, path: str | Path, name: str) -> None:
             state = load_file(str(path))
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any reader error is the file's fault, said in one line
-        raise FeatvizError(f"{path} is not a weights file featviz can read as tensors ({type(err).__name__}: {err})")
+    except Exception as err:  # any reader's error is the file's fault, said in one line
+        reason = (str(err).strip().splitlines() or [""])[0][:200]
+        raise FeatvizError(
+            f"{path} is not a weights file featviz can read as tensors ({type(err).__name__}: {reason})"
+        ) from None
     for key in ("state_dict", "model", "model_state"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
