@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from featviz.data.sources import SHIPPED, items
 from featviz.errors import FeatvizError
 from featviz.io.examples import channel_summary
 from featviz.io.files import atomic_write
@@ -41,8 +42,11 @@ from featviz.microscope.catalog import CATALOG, Catalog, all_done, part_path
 from featviz.models import LOGITS, ModelAdapter, load_model, place
 from featviz.models.hooks import capture
 from featviz.models.layers import output_shape, stages
+from featviz.optvis.callbacks import Callback, StepState
 from featviz.optvis.objectives import as_grid
 from featviz.optvis.recipes import MICROSCOPE, Recipe, get_recipe
+from featviz.optvis.record import weights_fields
+from featviz.optvis.spec import check_recipe
 
 DREAM_PHOTO = "skimage:coffee"
 DRIVE_IMAGES = 8  # data images the "drives" derivative is averaged over
@@ -117,16 +121,23 @@ def build(
     start = time.perf_counter()
     adapter = load_model(model)
     place(adapter, model, device)
+    # Everything that can be wrong is refused here, before the catalog or any file exists.
+    _check_numbers(units_per_layer=units_per_layer, k=k, batch=batch, examples_limit=examples_limit)
     names = [adapter.layer_name(n) for n in layers] if layers else default_layers(adapter)
+    adapter.check_size(size, size)
     shapes = {n: output_shape(adapter, n, size) for n in names if n != LOGITS}
     bad = [n for n in names if len(shapes.get(n, ())) != 3]
     if bad:
         raise FeatvizError(f"layers {bad} have no [channels, height, width] output: a Microscope needs conv layers")
     rec = get_recipe(recipe)
-    rec = rec.replace(size=size, **({"steps": steps} if steps else {}))
+    rec = rec.replace(size=size, **({"steps": steps} if steps is not None else {}))
+    check_recipe(rec)
+    if str(data) != SHIPPED:  # a folder with no images or a missing list is refused now, not after the dreams
+        items(data)
     rank, world = _distributed()
     out = Path(out)
     settings = {"model": adapter.name, "size": size, "recipe": rec.to_dict(), "seed": seed, "k": k, "data": str(data)}
+    settings.update(weights_fields(adapter))
     if rank == 0:  # one process creates the catalog; the others only read it, after the barrier
         main = Catalog(out / CATALOG)
         main.check_or_set_meta(settings)
@@ -157,19 +168,25 @@ def build(
             timings["dreams"] = timings.get("dreams", 0.0) + time.perf_counter() - t1
 
     slices = [(name, plan[name][i : i + batch]) for name in names for i in range(0, len(plan[name]), batch)]
+    mine = [(name, units) for number, (name, units) in enumerate(slices) if number % world == rank]
     rendered = skipped = 0
-    for number, (name, units) in enumerate(slices):
-        if number % world != rank:
-            continue
-        if all((name, c) in done for c in units):
-            skipped += len(units)
-            continue
-        t1 = time.perf_counter()
-        prev = names[names.index(name) - 1] if names.index(name) > 0 else None
-        rows = _slice(adapter, out, name, prev, units, rec, seed, found, data, size, progress)
-        catalog.put_units(rows, rank)
-        rendered += len(units)
-        timings["units"] = timings.get("units", 0.0) + time.perf_counter() - t1
+    bar = _units_bar(sum(len(units) for _, units in mine), progress)
+    try:
+        for name, units in mine:
+            if all((name, c) in done for c in units):
+                skipped += len(units)
+                bar.update(len(units))
+                continue
+            t1 = time.perf_counter()
+            prev = names[names.index(name) - 1] if names.index(name) > 0 else None
+            step = _show_step(bar, f"{name}:{units[0]}-{units[-1]}" if len(units) > 1 else f"{name}:{units[0]}")
+            rows = _slice(adapter, out, name, prev, units, rec, seed, found, data, size, progress, on_step=step)
+            catalog.put_units(rows, rank)
+            rendered += len(units)
+            bar.update(len(units))
+            timings["units"] = timings.get("units", 0.0) + time.perf_counter() - t1
+    finally:
+        bar.close()  # before any message, so that it prints on its own line
     catalog.close()
     _barrier(world)
     if world > 1 and rank == 0:
@@ -193,11 +210,21 @@ def build(
 
 
 def render_units(
-    adapter: ModelAdapter, out: str | Path, layer: str, channels: Sequence[int], progress: bool = False
+    adapter: ModelAdapter,
+    out: str | Path,
+    layer: str,
+    channels: Sequence[int],
+    progress: bool = False,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Render units that a build of ``out`` skipped, with the build's own settings (recipe,
     size, seed, dataset examples), and add them to its catalog; returns their catalog rows.
-    ``featviz microscope serve`` calls this when someone opens such a unit's page."""
+    ``featviz microscope serve`` calls this when someone opens such a unit's page.
+
+    ``on_step(done, total)`` is called before the first step and after every step of all
+    the units' images (channel, negative, neuron, diversity); an exception it raises abandons
+    the render between two steps, and nothing of these units is written (their files and
+    catalog rows are written only once every image is rendered)."""
     from featviz.examples import ExamplesResult
 
     out = Path(out)
@@ -214,12 +241,41 @@ def render_units(
         position = names.index(layer)
         prev = names[position - 1] if position else None
         rows = _slice(
-            adapter, out, layer, prev, list(channels), rec, meta["seed"], found, meta["data"], meta["size"], progress
+            adapter,
+            out,
+            layer,
+            prev,
+            list(channels),
+            rec,
+            meta["seed"],
+            found,
+            meta["data"],
+            meta["size"],
+            progress,
+            on_step=on_step,
         )
         catalog.put_units(rows)
     finally:
         catalog.close()
     return rows
+
+
+def _units_bar(total: int, progress: bool) -> Any:
+    """One progress bar over the build's units (done / total), left on screen when done."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=not progress, desc="units", unit="unit")
+
+
+def _show_step(bar: Any, what: str) -> Callable[[int, int], None]:
+    """A slice's ``on_step`` for the units bar: the step reached, in the bar's text (a slice of
+    8 units takes minutes, and a bar that only moves between slices looks stuck)."""
+
+    def step(done: int, total: int) -> None:
+        bar.set_postfix_str(f"{what}, step {done} of {total}", refresh=False)
+        bar.update(0)  # redraws, at most every bar.mininterval seconds
+
+    return step
 
 
 def _barrier(world: int) -> None:
@@ -229,9 +285,14 @@ def _barrier(world: int) -> None:
         dist.barrier()
 
 
+def _check_numbers(**values: int | None) -> None:
+    """Counts that must be at least 1 (``None``: not given, the default applies)."""
+    for name, value in values.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise FeatvizError(f"{name} must be an integer of at least 1, got {value!r}")
+
+
 def _plan(shapes: dict[str, tuple[int, ...]], per_layer: int | None, batch: int) -> dict[str, list[int]]:
-    if batch < 1 or (per_layer is not None and per_layer < 1):
-        raise FeatvizError(f"expected batch >= 1 and units per layer >= 1, got {batch} and {per_layer}")
     return {name: list(range(s[0] if per_layer is None else min(per_layer, s[0]))) for name, s in shapes.items()}
 
 
@@ -313,17 +374,28 @@ def _slice(
     data: str | Path,
     size: int,
     progress: bool,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Render and measure one slice of units; write their files; return their catalog rows."""
-    from featviz.diverse import diverse
-    from featviz.optvis.render import render
+    """Render and measure one slice of units; write their files; return their catalog rows.
+    ``on_step(done, total)``: see :func:`render_units`."""
+    from featviz.diverse import diversity_objective
 
-    common: dict[str, Any] = {"recipe": rec, "seed": seed, "size": size, "progress": False}
-    channel = render(adapter, [f"{layer}:{c}" for c in units], **common)
-    negative = render(adapter, [f"-{layer}:{c}" for c in units], **common)
-    neuron = render(adapter, [f"{layer}:{c}@" for c in units], **common)
-    sets = [diverse(adapter, f"{layer}:{c}", 4, **common) for c in units]
-    for result in (channel, negative, neuron, *sets):
+    common: dict[str, Any] = {"recipe": rec, "seed": seed, "size": size}
+    jobs: list[tuple[Any, int | None]] = [
+        ([f"{layer}:{c}" for c in units], None),
+        ([f"-{layer}:{c}" for c in units], None),
+        ([f"{layer}:{c}@" for c in units], None),
+        *[(diversity_objective(adapter, f"{layer}:{c}", 4), 4) for c in units],
+    ]
+    total = rec.steps * len(jobs)
+    if on_step is not None:
+        on_step(0, total)
+    results = []
+    for i, (objective, batch) in enumerate(jobs):
+        watch = None if on_step is None else _watch(on_step, i * rec.steps, total)
+        results.append(_render(adapter, objective, batch, common, watch))
+    channel, negative, neuron, *sets = results
+    for result in results:
         if result.interrupted:
             raise KeyboardInterrupt
     drives = _drives(adapter, layer, units, found, size)
@@ -354,6 +426,35 @@ def _slice(
         }
         rows.append({"layer": layer, "channel": c, "files": files, "figures": figures, "records": records})
     return rows
+
+
+def _watch(on_step: Callable[[int, int], None], before: int, total: int) -> Callback:
+    """A step callback that reports the step reached over all of a slice's renders."""
+
+    def watch(state: StepState) -> None:
+        on_step(before + state.step + 1, total)
+
+    return watch
+
+
+def _render(
+    adapter: ModelAdapter,
+    objective: Any,
+    batch: int | None,
+    common: dict[str, Any],
+    watch: Callback | None,
+) -> Any:
+    """:func:`~featviz.optvis.render.render` (``diverse`` too: its objective with ``batch=4``),
+    with ``watch`` called after each step. The watcher changes no pixel, so it is added to the
+    resolved plan, not to the record, which would then name a callback that replay needs."""
+    from featviz.optvis.render import run
+    from featviz.optvis.spec import resolve
+
+    start = time.perf_counter()
+    plan = resolve(adapter, objective, batch=batch, **common)
+    if watch is not None:
+        plan.callbacks.append(watch)
+    return run(plan, progress=False, start=start)
 
 
 def _one(record: dict[str, Any], index: int | None) -> dict[str, Any]:
@@ -405,8 +506,8 @@ def _drives(adapter: ModelAdapter, layer: str, units: list[int], found: Any, siz
     mean = deriv.detach().view(u, b, -1).mean(1)  # [U, classes]
     out = []
     for i in range(u):
-        up = mean[i].topk(TOP_CLASSES)
-        down = (-mean[i]).topk(TOP_CLASSES)
+        up = mean[i].topk(min(TOP_CLASSES, mean.shape[1]))
+        down = (-mean[i]).topk(min(TOP_CLASSES, mean.shape[1]))
         out.append(
             {
                 "raises": [

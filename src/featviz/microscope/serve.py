@@ -5,23 +5,29 @@ opens its page.
 Renders go through one worker thread fed by a bounded queue: a unit is rendered once however
 many pages ask for it at the same time, its files and catalog row are written as a build
 writes them (so a restart does not render it again), and when the queue is full a request
-gets a clear 503 instead of piling up work. Only files inside DIR are served (no ``..``,
-encoded slashes, absolute paths or symlinks out), only of the kinds the site is made of, and
-only units of the built model's layers can be asked for.
+gets a clear 503 instead of piling up work. The API reports a render's real progress (the
+step reached of all its images' steps). Stopping the server (Ctrl-C) stops the worker between
+two steps and waits for it: the unit it was rendering is abandoned, nothing of it written, so
+no torch code still runs while the interpreter shuts down. Only files inside DIR are served
+(no ``..``, encoded slashes, absolute paths or symlinks out), only of the kinds the site is
+made of, and only units of the built model's layers can be asked for.
 """
 
 from __future__ import annotations
 
+import atexit
 import html
 import re
 import socket
+import sqlite3
 import threading
-import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from featviz.errors import FeatvizError
-from featviz.microscope.catalog import CATALOG, Catalog, require
+from featviz.microscope.catalog import Catalog, require
 from featviz.microscope.site import page
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -42,6 +48,29 @@ class QueueFull(FeatvizError):
     """The render queue holds as many units as it may."""
 
 
+class Stopped(Exception):
+    """The server is stopping: the render in progress is abandoned between two steps."""
+
+
+def describe(out: str | Path) -> tuple[str, dict[str, int]]:
+    """The model of the Microscope folder ``out`` and its layers' channel counts; one clear
+    error when the folder holds no catalog, or one that cannot be read or names no build."""
+    path = require(out)
+    try:
+        catalog = Catalog(path, readonly=True)
+        try:
+            meta, layers = catalog.meta(), catalog.layers()
+        finally:
+            catalog.close()
+    except sqlite3.Error as err:
+        raise FeatvizError(f"cannot read {path} ({err}): expected the catalog of a Microscope build") from None
+    if "model" not in meta or not layers:
+        raise FeatvizError(
+            f"{path} names no model or layers: build it first (featviz microscope build MODEL --out {out})"
+        )
+    return meta["model"], {layer["name"]: layer["channels"] for layer in layers}
+
+
 class Renderer:
     """Renders skipped units of a Microscope folder, one at a time, each at most once."""
 
@@ -49,20 +78,29 @@ class Renderer:
         if limit < 1:
             raise FeatvizError(f"expected a queue of at least 1 unit, got {limit}")
         self.out, self.limit, self.device = Path(out), limit, device
-        catalog = Catalog(self.out / CATALOG, readonly=True)
-        try:
-            self.model = catalog.meta()["model"]
-            self.channels = {layer["name"]: layer["channels"] for layer in catalog.layers()}
-        finally:
-            catalog.close()
+        self.model, self.channels = describe(self.out)
         self.renders = 0
-        self.last_seconds = 0.0
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
+        self._stop = threading.Event()
         self._jobs: dict[tuple[str, int], dict[str, Any]] = {}
         self._waiting: list[tuple[str, int]] = []
         self._adapter: Any = None
-        threading.Thread(target=self._work, name="featviz-render", daemon=True).start()
+        self._thread = threading.Thread(target=self._work, name="featviz-render", daemon=True)
+        self._thread.start()
+        # A daemon thread still in torch code while the interpreter tears down aborts the process.
+        atexit.register(self.close)
+
+    def close(self) -> None:
+        """Stop the worker and wait for it: the render in progress is abandoned after its
+        current step (nothing of it is written), the queued units are dropped. Idempotent."""
+        with self._lock:
+            self._stop.set()
+            self._waiting.clear()
+            self._wake.notify_all()
+        if self._thread is not threading.current_thread():
+            self._thread.join()
+        atexit.unregister(self.close)
 
     def is_unit(self, layer: str, channel: int) -> bool:
         return layer in self.channels and 0 <= channel < self.channels[layer]
@@ -75,6 +113,8 @@ class Renderer:
         key = (layer, channel)
         with self._lock:
             if key not in self._jobs and not self.built(layer, channel):
+                if self._stop.is_set():
+                    raise QueueFull("the server is stopping: try again when it is back")
                 if len(self._waiting) >= self.limit:
                     raise QueueFull(f"the render queue is full ({self.limit} units waiting): try again in a minute")
                 self._jobs[key] = {"status": "queued"}
@@ -88,9 +128,8 @@ class Renderer:
             job = dict(self._jobs.get(key) or {"status": "done" if self.built(layer, channel) else "not built"})
             if job["status"] == "queued":
                 job["ahead"] = self._waiting.index(key) + (1 if self._busy() else 0)
-            if job["status"] == "rendering" and self.last_seconds:
-                job["progress"] = min(1.0, (time.monotonic() - job["started"]) / self.last_seconds)
-            job.pop("started", None)
+            if job["status"] == "rendering" and job.get("steps"):
+                job["progress"] = job["step"] / job["steps"]
         return job
 
     def _busy(self) -> bool:
@@ -103,21 +142,39 @@ class Renderer:
     def _work(self) -> None:
         while True:
             with self._lock:
-                while not self._waiting:
+                while not self._waiting and not self._stop.is_set():
                     self._wake.wait()
+                if self._stop.is_set():
+                    return
                 key = self._waiting.pop(0)
-                self._jobs[key] = {"status": "rendering", "started": time.monotonic()}
-            start = time.monotonic()
+                self._jobs[key] = {"status": "rendering", "step": 0}  # "steps" once the render knows them
+            job: dict[str, Any] | None
             try:
                 self._render(*key)
-                job: dict[str, Any] = {"status": "done"}
+                job = {"status": "done"}
+            except Stopped:
+                job = None  # abandoned: not built, and asked again after a restart
             except Exception as err:  # a failed render is shown on the unit's page
                 job = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
             with self._lock:
+                if job is None:
+                    self._jobs.pop(key, None)
+                    continue
                 self._jobs[key] = job
                 if job["status"] == "done":
                     self.renders += 1
-                    self.last_seconds = time.monotonic() - start
+
+    def _step(self, key: tuple[str, int]) -> Callable[[int, int], None]:
+        """The render's step callback: records the step reached, and abandons the render
+        (between two steps) once the server is stopping."""
+
+        def step(done: int, total: int) -> None:
+            if self._stop.is_set():
+                raise Stopped
+            with self._lock:
+                self._jobs[key].update(step=done, steps=total)
+
+        return step
 
     def _render(self, layer: str, channel: int) -> None:
         from featviz.microscope.build import render_units
@@ -127,13 +184,16 @@ class Renderer:
         if self._adapter is None:
             self._adapter = load_model(self.model)
             place(self._adapter, self.model, self.device)
-        render_units(self._adapter, self.out, layer, [channel])
+        if self._stop.is_set():
+            raise Stopped
+        render_units(self._adapter, self.out, layer, [channel], on_step=self._step((layer, channel)))
         write_site(self.out)
 
 
 def create_app(out: str | Path, renderer: Renderer | None = None) -> Any:
     """The ASGI application serving the folder ``out``."""
     from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
     from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
     from starlette.routing import Route
@@ -186,12 +246,18 @@ def create_app(out: str | Path, renderer: Renderer | None = None) -> Any:
         text = page(title, body, "../../", scripts=("pending.js",), attrs=f" data-api='{html.escape(api)}'")
         return HTMLResponse(text, status_code=202, headers={"Cache-Control": "no-store"})
 
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        # uvicorn is shutting down (Ctrl-C): stop the worker before the interpreter goes.
+        await run_in_threadpool(work.close)
+
     routes = [
         Route("/api/status", status),
         Route("/api/units/{layer}/{channel:int}", unit_status),
         Route("/{path:path}", files),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.state.renderer = work
     return app
 
@@ -200,14 +266,30 @@ def check_port(host: str, port: int) -> None:
     """Refuse a port already in use with one clear line, before uvicorn starts."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
         try:
             probe.bind((host, port))
         except OSError as err:
             raise FeatvizError(f"cannot listen on {host}:{port} ({err.strerror}): choose another --port") from None
 
 
-def serve(out: str | Path, host: str = "127.0.0.1", port: int = 8000, queue: int = 16, device: str = "auto") -> None:
-    """Serve the Microscope folder ``out`` until interrupted."""
+def address(host: str, port: int) -> str:
+    """The server's URL (an IPv6 host in brackets)."""
+    return f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
+
+
+def serve(
+    out: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    queue: int = 16,
+    device: str = "auto",
+    ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve the Microscope folder ``out`` until interrupted. What can fail before serving
+    (the web extra, the folder and its catalog, the port, the queue) is checked first; then
+    ``ready`` is called with the server's URL. Ctrl-C stops the server, then its render
+    worker (see :meth:`Renderer.close`); uvicorn returns or raises KeyboardInterrupt."""
     try:
         import starlette  # noqa: F401
         import uvicorn
@@ -215,11 +297,17 @@ def serve(out: str | Path, host: str = "127.0.0.1", port: int = 8000, queue: int
         raise FeatvizError('the server needs Starlette and uvicorn: pip install "featviz[web]"') from None
 
     out = Path(out)
-    require(out)
-    if not (out / "index.html").is_file():
-        from featviz.microscope.site import write_site
-
-        write_site(out)
+    describe(out)
     check_port(host, port)
-    app = create_app(out, Renderer(out, limit=queue, device=device))
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    renderer = Renderer(out, limit=queue, device=device)
+    try:
+        if not (out / "index.html").is_file():
+            from featviz.microscope.site import write_site
+
+            write_site(out)
+        app = create_app(out, renderer)
+        if ready is not None:
+            ready(address(host, port))
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+    finally:
+        renderer.close()

@@ -1,5 +1,15 @@
-// A unit the build skipped: ask the server how its render goes and show the page when it is done.
+// A unit the build skipped: ask the server how its render goes (the step reached of all its
+// images' steps) and show the page when it is done.
 "use strict";
+
+function describe(state) {
+  if (state.status === "queued") return state.ahead ? `queued, ${state.ahead} ahead of it` : "queued";
+  if (state.status === "not built") return "not being rendered (has the server restarted?): reload the page to render it";
+  if (state.status !== "rendering") return state.status;
+  if (!state.steps) return "rendering: loading the model and the dataset examples";
+  if (state.step >= state.steps) return `rendering: step ${state.step} of ${state.steps}, measuring and writing the unit`;
+  return `rendering: step ${state.step} of ${state.steps}`;
+}
 
 async function poll() {
   const status = document.getElementById("status");
@@ -17,11 +27,10 @@ async function poll() {
     }
     if (state.status === "done") { location.reload(); return; }
     if (state.status === "failed") { status.textContent = `the render failed: ${state.error}`; return; }
-    const ahead = state.ahead ? `, ${state.ahead} ahead of it in the queue` : "";
     const seconds = Math.round((Date.now() - started) / 1000);
-    status.textContent = `${state.status}${ahead} (${seconds} s)`;
-    bar.style.width = `${Math.min(95, 100 * (state.progress || 0))}%`;
-    await new Promise((r) => setTimeout(r, 700));
+    status.textContent = `${describe(state)} (${seconds} s)`;
+    bar.style.width = `${100 * Math.min(1, state.progress || 0)}%`;
+    await new Promise((r) => setTimeout(r, 500));
   }
 }
 document.addEventListener("DOMContentLoaded", poll);
