@@ -31,6 +31,8 @@ def _image_target(out: str | None, *default: str) -> Path:
     from featviz.io.outputs import check_writable, default_name
 
     target = Path(out) if out else Path(default_name(*default))
+    if target.is_dir():
+        raise FeatvizError(f"--out {out} is a folder: expected an image file name, e.g. {target / 'render.png'}")
     target = target if target.suffix else target.with_name(target.name + ".png")
     image_format(target)
     return check_writable(target)
@@ -65,16 +67,22 @@ class _Group(click.Group):
 
 def _model_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option("--pretrained", is_flag=True, help="timm:NAME models: trained weights (downloads once)")(f)
-    return click.option("--weights", help="torchvision:NAME models: weights to load, e.g. DEFAULT (downloads once)")(f)
+    return click.option(
+        "--weights",
+        help="torchvision:NAME models: weights to load, e.g. DEFAULT (downloads once); "
+        "torchvision: and timm: models: a state dict FILE (.pth, .safetensors)",
+    )(f)
 
 
 def _load(model: str, weights: str | None = None, pretrained: bool = False) -> Any:
     import featviz
+    from featviz.models.weights import is_weights_file
 
     kwargs: dict[str, Any] = {}
     if weights is not None:
-        if not model.startswith("torchvision:"):
-            raise FeatvizError(f"--weights is for torchvision:NAME models, not {model}")
+        file_ok = model.startswith("timm:") and is_weights_file(weights)
+        if not (model.startswith("torchvision:") or file_ok):
+            raise FeatvizError(f"--weights is for torchvision:NAME models (or a FILE for timm:NAME), not {model}")
         kwargs["weights"] = weights
     if pretrained:
         if not model.startswith("timm:"):
@@ -177,7 +185,10 @@ def render(
     from featviz.optvis.render import run
     from featviz.optvis.spec import resolve
 
-    model, unit = (model.strip() if model else None), (unit.strip() if unit else None)
+    model, unit = (model.strip() if model is not None else None), (unit.strip() if unit is not None else None)
+    if "" in (model, unit):
+        what = "MODEL" if model == "" and unit is not None else "UNIT"
+        raise FeatvizError(f"the {what} is empty: expected e.g. featviz render efficientnet_lite0 logits:hen")
     if from_record:
         _replay(model, unit, from_record, out, overwrite, quiet)
         return
@@ -228,13 +239,17 @@ def render(
 def _replay(model: str | None, unit: str | None, source: str, out: str | None, overwrite: bool, quiet: bool) -> None:
     import featviz
     from featviz.io.outputs import check_replace
+    from featviz.optvis.spec import RunSpec
 
     if model or unit:
         raise click.UsageError("give either MODEL UNIT or --from RECORD, not both")
     record = featviz.load_record(source)
+    RunSpec.from_record(record)  # every field checked before any file is touched
     target = _image_target(out or str(Path(source).with_suffix("")) + "_replay")
     check_replace(target, {"kind": "render", **{k: record[k] for k in _SAME_RUN if k in record}}, overwrite)
     result = featviz.replay(record, progress=not quiet)
+    if result.images.shape[0] > 1 and "index" in record:  # one image of a batch: the batch ran, the image is kept
+        result = result.pick(record["index"])
     _finish(result, target, None)
 
 
@@ -305,14 +320,20 @@ def classes(query: str, model: str) -> None:
 @_model_options
 def predict(images: tuple[str, ...], model: str, k: int, weights: str | None, pretrained: bool) -> None:
     """Classify IMAGES (files or skimage:NAME) with MODEL and print the top-k classes."""
-    from featviz.data.photos import load_image
+    from featviz.data.photos import load_image, resize, too_small
 
     adapter = _load(model, weights, pretrained)
     classes = len(adapter.labels) if adapter.labels is not None else None
     if k < 1 or (classes is not None and k > classes):
         raise FeatvizError(f"--top {k}: expected 1 to {classes or 'the number of classes'}")
-    photos = [load_image(path, adapter.input_size) for path in images]  # all read before any output
-    for path, photo in zip(images, photos, strict=True):
+    photos, notes = [], []  # all read before any output, each resized at once to hold little memory
+    for path in images:
+        photo = load_image(path)
+        notes.append(too_small(photo, adapter.input_size))
+        photos.append(resize(photo, adapter.input_size))
+    for path, photo, note in zip(images, photos, notes, strict=True):
+        if note is not None:
+            _say(f"warning: {path} is {note}")
         batch = photo[None]
         click.echo(path)
         for idx, name, p in adapter.predict(batch, k=k)[0]:
@@ -607,6 +628,7 @@ def examples(
 @click.option("--steps", type=int, help="steps per visualization (the microscope recipe's 64 when left out)")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True)
+@_model_options
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar")
 def explain(
     image: str,
@@ -621,6 +643,8 @@ def explain(
     steps: int | None,
     seed: int,
     device: str,
+    weights: str | None,
+    pretrained: bool,
     quiet: bool,
 ) -> None:
     """Explain why MODEL classifies IMAGE (a file or skimage:NAME) as it does: top classes,
@@ -636,9 +660,13 @@ def explain(
     if path.suffix.lower() not in (".html", ".htm"):
         raise FeatvizError(f"expected the report as an .html file, got {path}")
     check_writable(path)
+    from featviz.models import place
+
+    adapter = _load(model, weights, pretrained)
+    place(adapter, model, device)  # a model named on the command line goes where --device says
     photo = load_image(image)
     result = run_explain(
-        model,
+        adapter,
         photo,
         target=target,
         layer=layer,
@@ -654,10 +682,18 @@ def explain(
     )
     files = write_report(result, path)
     a = result.ablation
+
+    def drop(how: str) -> str:
+        d = a[how]
+        return f"{d['top_drop']:.2f} vs {d['random_mean']:.2f} +- {d['random_std']:.2f}"
+
+    untrained = " (random weights, not trained)" if result.warning else ""
     click.echo(
-        f"{result.model}: {result.target[1]} ({result.target[0]}); top {a['k']} channels of {result.layer} "
-        f"ablated drop the score {a['top_drop']:.2f} vs {a['random_mean']:.2f} +- {a['random_std']:.2f} for random "
-        f"ones; wrote {', '.join(str(f) for f in files)} in {result.seconds['total']:.0f} s"
+        f"{result.model}{untrained}: {result.target[1]} ({result.target[0]}); the score drops when the top "
+        f"{a['k']} channels of {result.layer} (vs {a['draws']} random sets) are set to their mean over "
+        f"{a['reference_photos']} reference photos {drop('mean')} (the verdict: {'holds' if a['holds'] else 'weak'}), "
+        f"to zero {drop('zero')}, to their own mean over the photo {drop('image_mean')}; "
+        f"wrote {', '.join(str(f) for f in files)} in {result.seconds['total']:.0f} s"
     )
 
 
@@ -775,10 +811,16 @@ def microscope_serve(folder: str, port: int, host: str, queue: int, device: str)
     """Serve a built Microscope FOLDER locally; opening a unit the build skipped renders it."""
     from featviz.microscope.serve import LOOPBACK, serve
 
-    if host not in LOOPBACK:
-        click.echo(f"warning: listening on {host}: anyone who can reach this machine can browse {folder}", err=True)
-    click.echo(f"serving {folder} at http://{'[' + host + ']' if ':' in host else host}:{port}/ (Ctrl-C stops)")
-    serve(folder, host=host, port=port, queue=queue, device=device)
+    def ready(url: str) -> None:  # once the folder, its catalog and the port are checked
+        if host not in LOOPBACK:
+            _say(f"warning: listening on {host}: anyone who can reach this machine can browse {folder}")
+        click.echo(f"serving {folder} at {url} (Ctrl-C stops)")
+
+    try:
+        serve(folder, host=host, port=port, queue=queue, device=device, ready=ready)
+    except KeyboardInterrupt:
+        _say("stopped (a unit whose render was under way renders again when its page is opened)")
+        sys.exit(130)
 
 
 if __name__ == "__main__":

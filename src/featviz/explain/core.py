@@ -8,12 +8,14 @@ same, taken on an earlier layer for each top channel, for *what feeds them*. The
 visualizations of both layers' channels are one batch of the render loop (or are taken
 from a Microscope catalog). The faithfulness check ablates the top channels and compares
 the logit's drop with that of random channels of the same layer, and deletes the photo's
-regions in the map's order against a random order.
+regions in the map's order against a random order. A model with random weights says so in
+every output (``Explanation.weights``): its checks describe a random network, not a trained one.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,13 +23,16 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from featviz.data.photos import load_image, resize
+from featviz.data.photos import load_image, natural_images, resize
 from featviz.errors import FeatvizError
 from featviz.models import ModelAdapter, load_model, place
 from featviz.models.hooks import capture, eval_mode, intervene
 from featviz.models.layers import output_shape, stages
 
-RANDOM_DRAWS = 50  # random k-channel ablations the top-k ablation is compared with
+RANDOM_DRAWS = 50  # random k-channel sets each ablation of the top k is compared with
+#: How a channel is taken out of the layer (see :func:`_ablation`); the verdict reads "mean".
+ABLATIONS = ("mean", "zero", "image_mean")
+VERDICT = "mean"
 DELETION_STEPS = 16
 DELETION_GRID = 14  # the photo is deleted in DELETION_GRID x DELETION_GRID regions
 RANDOM_ORDERS = 4
@@ -74,12 +79,19 @@ class Explanation:
     deletion: dict[str, Any]
     settings: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    weights: dict[str, Any] = field(default_factory=dict)  # {"trained": ..., "warning": ...} (weights_fields)
+
+    @property
+    def warning(self) -> str | None:
+        """The sentence every output shows when the model's weights are random, else ``None``."""
+        return self.weights.get("warning")
 
     def __repr__(self) -> str:
         a = self.ablation
         return (
             f"Explanation({self.model}: {self.target[1]!r} ({self.target[0]}), {self.layer} top {len(self.positive)}: "
-            f"drop {a['top_drop']:.2f} vs random {a['random_mean']:.2f} +- {a['random_std']:.2f})"
+            f"{a['method']} ablation drops {a['top_drop']:.2f} vs random {a['random_mean']:.2f} "
+            f"+- {a['random_std']:.2f})"
         )
 
 
@@ -122,6 +134,7 @@ def explain(
     device: str | torch.device = "auto",
     progress: bool = False,
     source: str | None = None,
+    reference: torch.Tensor | None = None,
 ) -> Explanation:
     """Explain the model's prediction on ``image`` (a file, ``skimage:NAME`` or a ``[3, H, W]``
     tensor in [0, 1]): the class ``target`` (default: the top class; another class is
@@ -129,7 +142,11 @@ def explain(
     their feeders in ``earlier``, and the faithfulness checks. Visualizations are ``size`` px
     renders of the microscope recipe (``steps`` overrides it), taken from the Microscope
     folder ``microscope`` where it has them; ``render_images=False`` skips them. ``source``
-    names the image in the report when a tensor is passed."""
+    names the image in the report when a tensor is passed. ``reference`` (``[N, 3, H, W]``
+    in [0, 1]; default: the photos shipped with scikit-image and scikit-learn) gives each
+    channel the mean value that replaces it in the ablation the verdict reads."""
+    from featviz.optvis.record import weights_fields
+
     times: dict[str, float] = {}
     t0 = time.perf_counter()
     adapter = load_model(model)
@@ -145,7 +162,7 @@ def explain(
     wanted = adapter.class_index(target) if target is not None else None
     photo = resize(image if isinstance(image, torch.Tensor) else load_image(image), adapter.input_size)
     x = photo[None].to(adapter.device)
-    ranked = adapter.predict(x, k=5)[0]
+    ranked = adapter.predict(x, k=min(5, len(adapter.labels)))[0]
     best = ranked[0][0]
     cls = best if wanted is None else wanted
     versus = None if cls == best else (best, ranked[0][1])
@@ -165,7 +182,7 @@ def explain(
     circuit, feeders = _circuit(adapter, x, layer, earlier, pos[: min(CIRCUIT, k)])
     times["channels"] = time.perf_counter() - t
     t = time.perf_counter()
-    ablation = _ablation(adapter, x, layer, pos, score, seed)
+    ablation = _ablation(adapter, x, layer, pos, score, seed, _reference_mean(adapter, layer, reference))
     deletion = _deletion(adapter, x, {"Grad-CAM": gradcam, "integrated gradients": integrated}, cls, seed)
     times["faithfulness"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -190,8 +207,16 @@ def explain(
         circuit=circuit,
         ablation=ablation,
         deletion=deletion,
-        settings={"top": top, "size": size, "steps": steps, "seed": seed, "microscope": str(microscope or "")},
+        settings={
+            "top": top,
+            "size": size,
+            "steps": steps,
+            "seed": seed,
+            "microscope": str(microscope or ""),
+            "reference": "the photos shipped with scikit-image and scikit-learn" if reference is None else "given",
+        },
         seconds=times,
+        weights=weights_fields(adapter),
     )
 
 
@@ -266,39 +291,87 @@ def _circuit(
     return edges, [Channel(earlier, j, float(total[j]), acts[j]) for j in chosen]
 
 
+def _reference_mean(adapter: ModelAdapter, layer: str, reference: torch.Tensor | None) -> dict[str, Any]:
+    """Each channel's mean activation of ``layer`` over the reference photos (all positions
+    of all photos), ``[C, 1, 1]``, with how many photos it averages."""
+    if reference is None:
+        reference = torch.stack([resize(p, adapter.input_size) for p in natural_images().values()])
+    elif reference.dim() != 4 or reference.shape[1] != 3 or len(reference) == 0:
+        raise FeatvizError(f"expected reference images [N, 3, H, W] with N >= 1, got {tuple(reference.shape)}")
+    else:
+        reference = resize(reference, adapter.input_size)
+    with torch.no_grad(), capture(adapter, [layer]) as cap:
+        acts = torch.cat([cap(b.to(adapter.device))[layer] for b in reference.split(16)])
+    return {"mean": acts.mean((0, 2, 3))[:, None, None], "photos": len(reference)}
+
+
 def _ablation(
-    adapter: ModelAdapter, x: torch.Tensor, layer: str, channels: list[int], score: Any, seed: int
+    adapter: ModelAdapter,
+    x: torch.Tensor,
+    layer: str,
+    channels: list[int],
+    score: Any,
+    seed: int,
+    reference: dict[str, Any],
 ) -> dict[str, Any]:
-    """The drop of the explained score when the top channels are zeroed (and when they are
-    replaced by their mean over the photo), beside the drops for random channel sets of the
-    same size: one batched forward, one ablation per row."""
+    """The drop of the explained score when the top channels are taken out of ``layer``,
+    beside the drops for the same ``RANDOM_DRAWS`` random channel sets of the same size, in
+    three ways (one batched forward each, one ablation per row):
+
+    - ``mean``: each channel set to its mean over the reference photos. This is the verdict's
+      ablation: the value is one the channel typically takes (its activations stay on their
+      distribution) and it carries nothing about this photo.
+    - ``zero``: each channel set to 0, which is off the distribution wherever a channel's
+      typical value is not near 0 (after a ReLU, or a BatchNorm with a shift).
+    - ``image_mean``: each channel set to its own mean over this photo. On distribution too,
+      but it keeps how strongly the channel fires on this photo and removes only *where*: a
+      head that pools (global average, after 1x1 convolutions) still gets most of what the
+      channel says, exactly all of it when no nonlinearity comes between. Its drop measures
+      the spatial pattern, not the channel, so the verdict does not read it.
+
+    The headline keys (``top_drop``, ``random_mean``, ``random_std``, ``random_drops``,
+    ``ratio``) and ``holds`` are those of ``method`` ("mean"); each way has its own dict."""
     n = output_shape(adapter, layer)[0]
-    k = len(channels)
     gen = torch.Generator().manual_seed(seed)
-    sets = [channels] + [torch.randperm(n, generator=gen)[:k].tolist() for _ in range(RANDOM_DRAWS)]
-    mask = torch.zeros(1 + len(sets), n, 1, 1, dtype=torch.bool)
-    for i, chosen in enumerate(sets, start=1):
+    sets = [channels] + [torch.randperm(n, generator=gen)[: len(channels)].tolist() for _ in range(RANDOM_DRAWS)]
+    mask = torch.zeros(len(sets), n, 1, 1, dtype=torch.bool)
+    for i, chosen in enumerate(sets):
         mask[i, chosen] = True
     mask = mask.to(adapter.device)
-    out: dict[str, Any] = {"k": k, "draws": RANDOM_DRAWS, "layer": layer}
-    for mode in ("zero", "mean"):
+    ref = reference["mean"].to(adapter.device)
+    fills: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+        "mean": lambda act: ref.expand_as(act),
+        "zero": torch.zeros_like,
+        "image_mean": lambda act: act.mean((2, 3), keepdim=True).expand_as(act),
+    }
+    with torch.no_grad(), eval_mode(adapter):
+        whole = float(score(x)[0])
+    out: dict[str, Any] = {"k": len(channels), "draws": RANDOM_DRAWS, "layer": layer, "score": whole}
+    out.update(method=VERDICT, reference_photos=reference["photos"])
+    for how in ABLATIONS:
 
-        def change(act: torch.Tensor, mode: str = mode) -> torch.Tensor:
-            fill = torch.zeros_like(act) if mode == "zero" else act.mean((2, 3), keepdim=True).expand_as(act)
-            return torch.where(mask, fill, act)
+        def change(act: torch.Tensor, fill: Callable[[torch.Tensor], torch.Tensor] = fills[how]) -> torch.Tensor:
+            return torch.where(mask, fill(act), act)
 
         with torch.no_grad(), intervene(adapter, layer, change):
-            scores = score(x.repeat(1 + len(sets), 1, 1, 1)).cpu()
-        drops = scores[0] - scores[1:]
-        rand = drops[1:]
-        key = "" if mode == "zero" else "mean_"
-        out[f"{key}top_drop"] = float(drops[0])
-        out[f"{key}random_mean"] = float(rand.mean())
-        out[f"{key}random_std"] = float(rand.std())
-        out[f"{key}random_drops"] = [round(float(d), 4) for d in rand]
-    out["score"] = float(scores[0])
-    out["ratio"] = out["top_drop"] / out["random_mean"] if out["random_mean"] > 0 else float("inf")
+            drops = whole - score(x.repeat(len(sets), 1, 1, 1)).cpu()
+        out[how] = _drops(drops)
+    out.update(out[VERDICT])
+    out["holds"] = out["top_drop"] >= 2 * out["random_mean"] and out["top_drop"] > 0
     return out
+
+
+def _drops(drops: torch.Tensor) -> dict[str, Any]:
+    """The top set's drop (row 0) against the random sets' (the other rows)."""
+    top, rand = float(drops[0]), drops[1:]
+    mean = float(rand.mean())
+    return {
+        "top_drop": top,
+        "random_mean": mean,
+        "random_std": float(rand.std()),
+        "random_drops": [round(float(d), 4) for d in rand],
+        "ratio": top / mean if mean > 1e-6 else None,  # None: random sets do not lower the score
+    }
 
 
 def _deletion(

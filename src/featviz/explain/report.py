@@ -9,6 +9,7 @@ import html
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -27,7 +28,10 @@ img{border-radius:3px;display:block} table{border-collapse:collapse}
 td,th{padding:3px 8px;border-bottom:1px solid #eee;text-align:left;vertical-align:middle}
 .bar{background:#0b57d0;height:10px;border-radius:2px} .neg{background:#c5221f}
 .channel{display:flex;gap:6px;align-items:flex-end}
+#ablations th,#ablations td+td{white-space:nowrap}
+.banner{background:#fce8e6;border:2px solid #c5221f;color:#8c1d18;padding:12px 16px;border-radius:4px;font-size:17px}
 """
+_BANNER_RGB = (197, 34, 31)
 
 
 def heatmap(
@@ -72,6 +76,7 @@ def report_html(e: Explanation) -> bytes:
     versus = f" rather than “{e.versus[1]}” (the top class)" if e.versus else ""
     title = f"Why {e.model} says {what}{versus}"
     parts = [
+        _banner(e),
         f"<h1>{html.escape(title)}</h1>",
         _prediction(e),
         _where(e),
@@ -84,6 +89,17 @@ def report_html(e: Explanation) -> bytes:
     head = f"<meta charset='utf-8'><title>{html.escape(title)}</title><link rel='icon' href='data:,'>"
     body = "".join(parts)
     return f"<!doctype html><html><head>{head}<style>{_STYLE}</style></head><body>{body}</body></html>".encode()
+
+
+def _banner(e: Explanation) -> str:
+    """For a model with random weights, a banner above everything else that says so."""
+    if e.warning is None:
+        return ""
+    return (
+        "<div class='banner' id='untrained' role='alert'><b>Random weights: this model was not trained.</b> "
+        f"{html.escape(e.warning)}. Every map, channel, circuit and check below describes a random network; "
+        "a check that holds says only that the attribution is faithful to it.</div>"
+    )
 
 
 def _prediction(e: Explanation) -> str:
@@ -182,24 +198,52 @@ def _circuit(e: Explanation) -> str:
 
 def _faithfulness(e: Explanation) -> str:
     a, d = e.ablation, e.deletion
-    verdict = "holds" if a["top_drop"] >= 2 * a["random_mean"] else "is weak"
+    verdict = "holds" if a["holds"] else "is weak"
+    caveat = ""
+    if e.warning:
+        caveat = " On random weights this says which channels a random network uses, nothing about a trained model."
     rows = (
         "".join(f"<tr><td>{html.escape(name)}</td><td>{d['auc'][name]:.3f}</td></tr>" for name in d["curves"])
         + f"<tr><td>random order (mean of 4)</td><td>{d['random_auc']:.3f}</td></tr>"
     )
     return (
         "<h2>Faithfulness</h2>"
-        f"<p id='ablation'>Zeroing the top {a['k']} channels of {html.escape(a['layer'])} drops the score by "
-        f"<b>{a['top_drop']:.2f}</b> (from {a['score']:.2f}); {a['draws']} random sets of {a['k']} channels drop it "
-        f"by {a['random_mean']:.2f} ± {a['random_std']:.2f} on average: the channel attribution {verdict} "
-        f"({a['top_drop'] / max(a['random_mean'], 1e-9):.1f}x). Replacing them by their mean over the photo instead: "
-        f"{a['mean_top_drop']:.2f} against {a['mean_random_mean']:.2f} ± {a['mean_random_std']:.2f}.</p>"
-        f"{_histogram(a)}"
-        "<p>Deletion: the photo's regions replaced by a blurred copy, most attributed first, against random "
-        "orders; the class probability after each step (lower area: the map found what matters sooner). "
-        f"{_deletion_verdict(d)}</p>"
+        f"<p id='ablation'>Setting each of the top {a['k']} channels of {html.escape(a['layer'])} to its mean over "
+        f"{a['reference_photos']} reference photos (a value it typically takes, which says nothing of this photo) "
+        f"drops the score by <b>{a['top_drop']:.2f}</b> (from {a['score']:.2f}); {a['draws']} random sets of "
+        f"{a['k']} channels drop it by {a['random_mean']:.2f} ± {a['random_std']:.2f} on average: the channel "
+        f"attribution {verdict} ({_ratio(a)}).{caveat}</p>"
+        f"{_ablations(a)}{_histogram(a)}"
+        "<p id='deletion-verdict'>Deletion: the photo's regions replaced by a blurred copy, most attributed first, "
+        "against random orders; the class probability after each step (lower area: the map found what matters "
+        "sooner). "
+        f"{_deletion_verdict(d)}{' (On random weights: see the banner.)' if e.warning else ''}</p>"
         f"<div class='row'>{_curves(d)}<table><tr><th>order</th><th>area under the curve</th></tr>{rows}</table>"
         "</div>"
+    )
+
+
+def _ratio(a: dict[str, Any], short: bool = False) -> str:
+    if a["ratio"] is not None:
+        return f"{a['ratio']:.1f}x"
+    return "–" if short else "random sets do not lower it"
+
+
+def _ablations(a: dict[str, Any]) -> str:
+    """The three ablations side by side, the same random sets for each."""
+    ways = {
+        "mean": f"its mean over {a['reference_photos']} reference photos (the verdict)",
+        "zero": "zero (off the distribution where a channel's typical value is not near 0)",
+        "image_mean": "its own mean over this photo (keeps how strongly it fires, removes only where)",
+    }
+    rows = "".join(
+        f"<tr><td>{html.escape(text)}</td><td>{a[how]['top_drop']:.2f}</td>"
+        f"<td>{a[how]['random_mean']:.2f} ± {a[how]['random_std']:.2f}</td><td>{_ratio(a[how], short=True)}</td></tr>"
+        for how, text in ways.items()
+    )
+    return (
+        f"<table id='ablations'><tr><th>each channel set to</th><th>top {a['k']}</th>"
+        f"<th>{a['draws']} random sets of {a['k']}</th><th>ratio</th></tr>{rows}</table>"
     )
 
 
@@ -214,8 +258,8 @@ def _deletion_verdict(d: dict[str, Any]) -> str:
 
 def _histogram(a: dict[str, Any]) -> str:
     drops = a["random_drops"]
-    hi = max(max(drops), a["top_drop"]) * 1.05
-    lo = min(min(drops), 0.0)
+    lo = min(min(drops), a["top_drop"], 0.0)
+    hi = lo + ((max(max(drops), a["top_drop"], 0.0) - lo) * 1.05 or 1.0)  # the top set's drop may be below 0
     w, h, bins = 360, 90, 24
     counts = [0] * bins
     for v in drops:
@@ -227,10 +271,13 @@ def _histogram(a: dict[str, Any]) -> str:
         for i, n in enumerate(counts)
     )
     x = 10 + (a["top_drop"] - lo) / (hi - lo) * (w - 20)
+    right = x > w / 2  # the labels on opposite sides, the top set's beside its line
+    top = f"x='{x - 4:.1f}' text-anchor='end'" if right else f"x='{x + 4:.1f}'"
+    rand = "x='10'" if right else f"x='{w - 10}' text-anchor='end'"
     mark = (
         f"<line x1='{x:.1f}' x2='{x:.1f}' y1='5' y2='{h - 20}' stroke='#c5221f' stroke-width='2'/>"
-        f"<text x='{x - 4:.1f}' y='{h - 5}' font-size='10' text-anchor='end'>top {a['k']}</text>"
-        f"<text x='10' y='{h - 5}' font-size='10'>drops of random sets</text>"
+        f"<text {top} y='{h - 5}' font-size='10'>top {a['k']}</text>"
+        f"<text {rand} y='{h - 5}' font-size='10'>drops of random sets</text>"
     )
     return f"<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='{h}'>{bars}{mark}</svg>"
 
@@ -268,7 +315,8 @@ def _footer(e: Explanation) -> str:
     return (
         f"<h2>How this was made</h2><p><code>{html.escape(cmd)}</code></p>"
         f"<p class='muted'>Visualizations: microscope recipe, {s['size']} px, seed {s['seed']}"
-        f"{', from ' + html.escape(s['microscope']) + ' where built' if s['microscope'] else ''}. Time: {spent}.</p>"
+        f"{', from ' + html.escape(s['microscope']) + ' where built' if s['microscope'] else ''}. "
+        f"Reference photos of the ablation: {html.escape(s.get('reference', ''))}. Time: {spent}.</p>"
     )
 
 
@@ -298,8 +346,32 @@ def summary_png(e: Explanation) -> bytes:
     if tiles:
         parts.append(make_grid(tiles, labels, columns=len(small)))
     width = max(p.shape[-1] for p in parts)
+    if e.warning is not None:
+        parts.insert(0, _banner_png(f"{e.warning}.", width))
     padded = [F.pad(p, (0, width - p.shape[-1]), value=1.0) for p in parts]
     return png_bytes(torch.cat(padded, dim=1))
+
+
+def _banner_png(text: str, width: int) -> torch.Tensor:
+    """``text`` in white on a red band ``width`` px wide, wrapped to fit, as ``[3, h, width]``."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    try:
+        font = ImageFont.load_default(size=16)  # scalable since Pillow 10.1
+    except TypeError:  # pragma: no cover - older Pillow: the fixed bitmap font
+        font = ImageFont.load_default()
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    lines: list[str] = []
+    for word in text.split():
+        if lines and measure.textlength(f"{lines[-1]} {word}", font=font) <= width - 20:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    picture = Image.new("RGB", (width, 20 * len(lines) + 16), _BANNER_RGB)
+    draw = ImageDraw.Draw(picture)
+    for i, line in enumerate(lines):
+        draw.text((10, 8 + 20 * i), line, fill=(255, 255, 255), font=font)
+    return torch.from_numpy(np.asarray(picture).copy()).permute(2, 0, 1).float() / 255
 
 
 def numbers(e: Explanation) -> dict[str, Any]:
@@ -310,6 +382,7 @@ def numbers(e: Explanation) -> dict[str, Any]:
 
     return {
         "model": e.model,
+        **e.weights,
         "image": e.source,
         "top": [{"class": i, "name": n, "probability": p} for i, n, p in e.top],
         "target": {"class": e.target[0], "name": e.target[1]},
