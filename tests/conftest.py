@@ -18,6 +18,14 @@ def lite0() -> featviz.ModelAdapter:
 
 
 @pytest.fixture(scope="session")
+def chelsea(lite0):
+    """The explanation of scikit-image's chelsea on the embedded model (no visualizations)."""
+    from featviz.explain import explain
+
+    return explain(lite0, "skimage:chelsea", render_images=False)
+
+
+@pytest.fixture(scope="session")
 def photos() -> torch.Tensor:
     """The natural photos shipped with scikit-image / scikit-learn, 128 px."""
     return torch.stack([resize(img, 128) for img in natural_images().values()])

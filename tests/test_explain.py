@@ -18,11 +18,6 @@ from featviz.models.hooks import hook_count
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def chelsea(lite0):
-    return explain(lite0, "skimage:chelsea", render_images=False)
-
-
 def test_the_top_channels_matter_more_than_random_ones_on_chelsea(chelsea, lite0):
     e = chelsea
     assert e.target == (285, "Egyptian cat") and e.versus is None and e.layer == "blocks.6"

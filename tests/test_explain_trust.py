@@ -32,11 +32,6 @@ def random_resnet() -> featviz.ModelAdapter:
     return adapter
 
 
-@pytest.fixture(scope="module")
-def chelsea(lite0):
-    return explain(lite0, "skimage:chelsea", render_images=False)
-
-
 def _top_left_rgb(png: bytes) -> tuple[int, ...]:
     return tuple(int(v) for v in np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))[4, 4])
 
