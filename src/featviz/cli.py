@@ -286,10 +286,10 @@ def layers(
     rows = layer_table(adapter, size)
     rows = [r for r in rows if (depth is None or r.depth <= depth) and (not pattern or pattern in r.name)]
     width = max((len(r.name) for r in rows), default=10)
-    click.echo(f"{'layer':<{width}}  {'type':<22} {'output shape':<18} channels")
+    click.echo(f"{'layer':<{width}}  {'type':<22} {'output shape':<18} {'layout':<7} channels")
     for r in rows:
         shape = "x".join(str(s) for s in r.shape)
-        click.echo(f"{r.name:<{width}}  {r.kind:<22} {shape:<18} {r.channels or ''}")
+        click.echo(f"{r.name:<{width}}  {r.kind:<22} {shape:<18} {r.layout:<7} {r.channels or ''}")
     click.echo(f"{'logits':<{width}}  {'(model output)':<22}")
 
 

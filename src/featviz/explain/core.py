@@ -110,6 +110,11 @@ def default_layers(adapter: ModelAdapter) -> tuple[str, str]:
 def _spatial(adapter: ModelAdapter, layer: str, what: str) -> tuple[int, ...]:
     name = adapter.layer_name(layer)
     shape = output_shape(adapter, name)
+    if adapter.layout(name).kind == "NHWC":
+        raise FeatvizError(
+            f"{what} {name!r} keeps its channels last ([height, width, channels]): explain reads "
+            "channels-first conv layers for now (choose one with --layer and --earlier)"
+        )
     if len(shape) != 3 or shape[1] * shape[2] < 2:
         raise FeatvizError(
             f"{what} {name!r} has no spatial output (its output is {list(shape)}): "

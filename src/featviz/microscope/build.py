@@ -129,6 +129,12 @@ def build(
     bad = [n for n in names if len(shapes.get(n, ())) != 3]
     if bad:
         raise FeatvizError(f"layers {bad} have no [channels, height, width] output: a Microscope needs conv layers")
+    last = [n for n in names if adapter.layout(n).kind != "NCHW"]
+    if last:  # its analyses hook raw outputs with channels on axis 1
+        raise FeatvizError(
+            f"layers {last} keep their channels last ([height, width, channels]): a Microscope reads "
+            "channels-first conv layers for now; render, atlas and examples take these"
+        )
     rec = get_recipe(recipe)
     rec = rec.replace(size=size, **({"steps": steps} if steps is not None else {}))
     check_recipe(rec)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -68,6 +69,7 @@ class ModelAdapter:
         self.prefix_tokens = prefix_tokens
         self.trained = trained
         self._modules = dict(module.named_modules())
+        self._layouts: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
         return f"ModelAdapter({self.name!r}, input_size={self.input_size})"
@@ -145,6 +147,19 @@ class ModelAdapter:
         raise UnknownLayerError(
             f"unknown layer {shorten(layer)} in {self.name} ({len(names)} layers; `featviz layers` lists them).{hint}"
         )
+
+    def layout(self, layer: str) -> Any:
+        """Where ``layer`` keeps its channels (:class:`~featviz.models.layout.Layout`: NCHW,
+        NHWC, tokens, vector), found once per model by looking at how it computes them."""
+        from featviz.models.layout import layouts
+
+        if self._layouts is None:
+            grey = torch.full((1, 3, self.input_size, self.input_size), 0.5, device=self.device)
+            self._layouts = layouts(self.module, self.normalize(grey))
+        name = self.layer_name(layer)
+        if name not in self._layouts:
+            raise UnknownLayerError(f"layer {name!r} of {self.name} gives no tensor for an image")
+        return self._layouts[name]
 
     def get_module(self, layer: str) -> nn.Module:
         return self._modules[self.layer_name(layer)]

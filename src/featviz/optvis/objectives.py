@@ -159,12 +159,14 @@ def _layer_name(layer: Any) -> str:
 
 
 def as_grid(acts: Activations, layer: str) -> torch.Tensor:
-    """A layer's activation as ``[B, C, H, W]``: conv maps as they are, token sequences
+    """A layer's activation as ``[B, C, H, W]``: conv maps as they are (channels-last maps,
+    such as a Swin stage's ``[B, H, W, C]``, permuted), token sequences
     ``[B, T, C]`` laid out on their square grid (class / register tokens dropped), vectors
     ``[B, C]`` as ``[B, C, 1, 1]``."""
     act = acts[layer]
-    if act.dim() == 4:
-        return act
+    if act.dim() == 4:  # channels first, unless the model computes this layer channels last
+        adapter = getattr(acts, "adapter", None)
+        return act.permute(0, 3, 1, 2) if adapter is not None and adapter.layout(layer).kind == "NHWC" else act
     if act.dim() == 2:
         return act[:, :, None, None]
     if act.dim() == 3:
