@@ -55,9 +55,10 @@ def test_each_family_s_layers_get_their_own_layout(swin, lite0):
 
 def test_a_channel_of_a_channels_last_stage_is_that_channel(swin):
     assert output_shape(swin, "features.5", 224) == (384, 14, 14)
-    result = featviz.render(swin, "features.5:3", steps=2, size=64, progress=False)
+    assert swin.fixed_size  # torchvision's metadata: a render is resampled to 224 px for the model
+    result = featviz.render(swin, "features.5:3", steps=2, size=224, progress=False)
     with torch.no_grad(), capture(swin, ["features.5"]) as cap:
-        raw = cap(result.images)["features.5"]  # [1, H, W, 384]
+        raw = cap(result.images)["features.5"]  # [1, 14, 14, 384]
     assert raw.shape[-1] == 384
     assert torch.allclose(result.final, raw[..., 3].mean((1, 2)), atol=1e-5)
     assert not torch.allclose(raw[..., 3].mean(), raw[:, 3].mean())  # what reading H as channels gave

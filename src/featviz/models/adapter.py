@@ -31,6 +31,8 @@ class ModelAdapter:
         prefix_tokens: for token outputs ``[B, T, C]``, how many leading tokens (class,
             register) are not part of the spatial grid. ``None`` infers it from the model's
             ``num_prefix_tokens`` attribute or from the token count.
+        fixed_size: the model takes ``input_size`` only (renders are resampled to it before
+            the model); ``None`` looks at a timm patch embedding's ``strict_img_size``.
         trained: whether the weights were trained: ``False`` for a named model built with
             random weights (every report, page and record of it says so), ``None`` when
             featviz cannot know (a module passed in).
@@ -48,6 +50,7 @@ class ModelAdapter:
         name: str | None = None,
         prefix_tokens: int | None = None,
         trained: bool | None = None,
+        fixed_size: bool | None = None,
     ) -> None:
         if len(mean) != 3 or len(std) != 3:
             raise FeatvizError(f"mean and std need 3 values (RGB), got {mean!r} and {std!r}")
@@ -56,7 +59,9 @@ class ModelAdapter:
         self.std = tuple(float(s) for s in std)
         # Patch-embedding transformers (timm ViTs) accept only the size they were built for.
         patch_embed = getattr(module, "patch_embed", None)
-        self.fixed_size = bool(getattr(patch_embed, "strict_img_size", False))
+        if fixed_size is None:
+            fixed_size = bool(getattr(patch_embed, "strict_img_size", False))
+        self.fixed_size = fixed_size
         if input_size is None:
             built = getattr(patch_embed, "img_size", None) if self.fixed_size else None
             input_size = int(built[0]) if built else 224

@@ -112,7 +112,8 @@ def fast_inference(
                 p.requires_grad_(False)
             if fold:
                 checked = keep in _FOLD_CHECKED.get(module, set())
-                probe = None if checked else adapter.normalize(torch.rand(1, 3, 64, 64, device=adapter.device))
+                side = adapter.input_size if adapter.fixed_size else max(64, adapter.min_size)
+                probe = None if checked else adapter.normalize(torch.rand(1, 3, side, side, device=adapter.device))
                 folded = stack.enter_context(fold_batchnorm(module, keep=keep, check=probe))
                 if folded and not checked:
                     _FOLD_CHECKED.setdefault(module, set()).add(keep)

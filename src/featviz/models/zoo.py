@@ -65,6 +65,33 @@ def _load_lite(name: str) -> ModelAdapter:
     )
 
 
+@torch.no_grad()
+def smallest_input(module: nn.Module, largest: int, floor: int = 32) -> int:
+    """The smallest square input (at least ``floor`` px) that ``module`` runs on, found by
+    trying: ``floor`` when it runs (most networks), else a bisection up to ``largest`` (an
+    Inception's kernels need 75 px)."""
+
+    def runs(side: int) -> bool:
+        try:
+            module(torch.zeros(1, 3, side, side))
+        except RuntimeError:
+            return False
+        return True
+
+    was_training = module.training
+    module.eval()
+    try:
+        if runs(floor):
+            return floor
+        lo, hi = floor, largest  # lo fails, hi is the model's own size
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if runs(mid) else (mid, hi)
+        return hi
+    finally:
+        module.train(was_training)
+
+
 class RandomWeightsWarning(UserWarning):
     """A named torchvision / timm model was built without trained weights."""
 
@@ -100,7 +127,36 @@ def _load_torchvision(arch: str, **kwargs: Any) -> ModelAdapter:
     if weights is not None and weights_file is None:
         meta = torchvision.models.get_model_weights(arch).verify(weights).meta
         labels = type(labels)(meta["categories"]) if "categories" in meta else labels
-    return ModelAdapter(module.eval(), labels=labels, name=f"torchvision:{arch}", trained=weights is not None)
+    return ModelAdapter(
+        module.eval(),
+        labels=labels,
+        name=f"torchvision:{arch}",
+        trained=weights is not None,
+        **_torchvision_inputs(arch),
+    )
+
+
+def _torchvision_inputs(arch: str) -> dict[str, Any]:
+    """What torchvision's weights metadata says of the inputs (it needs no download): the
+    crop size, mean and std of its transforms, and the smallest size the model takes; a
+    model whose smallest size is its crop (ViT, Swin) takes that size only."""
+    import torchvision
+
+    try:
+        weights = torchvision.models.get_model_weights(arch).DEFAULT
+        transform = weights.transforms()
+        crop = int(transform.crop_size[0])
+        smallest = int(weights.meta.get("min_size", (1, 1))[0])
+    except (ValueError, KeyError, AttributeError, TypeError, IndexError):
+        return {}  # a model without published weights: the adapter's defaults
+    fixed = smallest >= crop  # a fixed-size model sees every render resampled to its size
+    return {
+        "input_size": crop,
+        **({} if fixed else {"min_size": max(smallest, 1)}),
+        "fixed_size": fixed,
+        "mean": tuple(transform.mean),
+        "std": tuple(transform.std),
+    }
 
 
 def _load_timm(arch: str, **kwargs: Any) -> ModelAdapter:
@@ -128,6 +184,8 @@ def _load_timm(arch: str, **kwargs: Any) -> ModelAdapter:
         load_weights_file(module, weights_file, f"timm:{arch}")
     cfg: dict[str, Any] = dict(getattr(module, "pretrained_cfg", None) or {})
     size = cfg.get("input_size", (3, 224, 224))[-1]
+    strict = getattr(getattr(module, "patch_embed", None), "strict_img_size", False)
+    fixed = bool(cfg.get("fixed_input_size") or strict)
     return ModelAdapter(
         module.eval(),
         mean=cfg.get("mean", (0.485, 0.456, 0.406)),
@@ -136,6 +194,9 @@ def _load_timm(arch: str, **kwargs: Any) -> ModelAdapter:
         labels=imagenet_labels() if getattr(module, "num_classes", 0) == 1000 else None,
         name=f"timm:{arch}",
         trained=bool(kwargs["pretrained"] or kwargs.get("checkpoint_path") or weights_file),
+        fixed_size=fixed,
+        # a fixed-size model sees every render resampled to its size: the image's own can be smaller
+        **({} if fixed else {"min_size": smallest_input(module, size)}),
     )
 
 

@@ -1,0 +1,65 @@
+"""A model's inputs described from what its library knows: timm's pretrained_cfg and
+torchvision's weights metadata (no download), else found by trying."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import featviz
+from featviz.cli import main
+from featviz.models.zoo import smallest_input
+
+
+def _random(name: str) -> featviz.ModelAdapter:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return featviz.load_model(name)
+
+
+@pytest.mark.parametrize(
+    ("name", "size", "smallest", "fixed"),
+    [
+        ("torchvision:inception_v3", 299, 75, False),  # the weights' metadata: crop 299, min_size 75
+        ("torchvision:vit_b_16", 224, None, True),  # its smallest size is its crop
+        ("torchvision:googlenet", 224, 15, False),
+        ("timm:mixer_s16_224", 224, None, True),  # pretrained_cfg's fixed_input_size
+        ("timm:levit_128s", 224, None, True),
+        ("timm:swin_tiny_patch4_window7_224", 224, None, True),
+        ("timm:resnet18", 224, 32, False),
+    ],
+)
+def test_input_sizes_come_from_the_library(name, size, smallest, fixed):
+    adapter = _random(name)
+    assert (adapter.input_size, adapter.fixed_size) == (size, fixed)
+    if smallest is not None:
+        assert adapter.min_size == smallest
+
+
+def test_an_inception_s_smallest_input_is_found_by_trying():
+    import timm
+
+    module = timm.create_model("inception_v3").eval()
+    assert smallest_input(module, 299) == 75  # what torchvision's metadata says of its own
+    with torch.no_grad():
+        module(torch.zeros(1, 3, 75, 75))
+        with pytest.raises(RuntimeError):
+            module(torch.zeros(1, 3, 74, 74))
+
+
+def test_fixed_size_models_render_at_any_size_and_see_their_own(tmp_path):
+    mixer = _random("timm:mixer_s16_224")
+    seen = []
+    handle = mixer.module.register_forward_pre_hook(lambda m, args: seen.append(tuple(args[0].shape[-2:])))
+    try:
+        result = featviz.render(mixer, "blocks.3:0", steps=2, size=64, progress=False)
+    finally:
+        handle.remove()
+    assert result.images.shape[-2:] == (64, 64) and set(seen) == {(224, 224)}
+    refused = CliRunner().invoke(
+        main, ["render", "torchvision:inception_v3", "Mixed_6a:0", "--size", "64", "-o", f"{tmp_path}/i.png"]
+    )
+    assert refused.exit_code == 2 and "expected at least 75x75 pixels" in refused.output, refused.output
