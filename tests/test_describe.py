@@ -63,3 +63,21 @@ def test_fixed_size_models_render_at_any_size_and_see_their_own(tmp_path):
         main, ["render", "torchvision:inception_v3", "Mixed_6a:0", "--size", "64", "-o", f"{tmp_path}/i.png"]
     )
     assert refused.exit_code == 2 and "expected at least 75x75 pixels" in refused.output, refused.output
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("efficientnet_lite0", [f"blocks.{i}" for i in range(7)]),  # its own feature_info: every block group
+        ("timm:resnet18", ["act1", "layer1", "layer2", "layer3", "layer4"]),  # timm's feature_info
+        ("torchvision:resnet18", ["relu", "layer1", "layer2", "layer3", "layer4"]),  # found by looking
+        ("torchvision:vgg16", ["features.3", "features.8", "features.15", "features.22", "features.29"]),
+        ("torchvision:googlenet", ["conv1", "conv3", "inception3b", "inception4e", "inception5b"]),
+        ("torchvision:swin_t", ["features.1", "features.3", "features.5", "features.7"]),
+        ("torchvision:vit_b_16", [f"encoder.layers.encoder_layer_{i}" for i in range(12)]),
+    ],
+)
+def test_stages_come_from_the_library_or_from_how_the_model_narrows(name, expected):
+    from featviz.models.layers import stages
+
+    assert stages(_random(name)) == expected

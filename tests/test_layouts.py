@@ -72,7 +72,7 @@ def test_layers_prints_the_layout_and_the_tools_that_read_channels_first_refuse_
     shown = CliRunner().invoke(main, ["layers", "torchvision:swin_t", "--grep", "features.5", "--depth", "1"])
     assert shown.exit_code == 0, shown.output
     row = next(line for line in shown.output.splitlines() if line.startswith("features.5 "))
-    assert row.split()[-2:] == ["NHWC", "384"], row
+    assert row.split()[-3:] == ["NHWC", "384", "stage"], row
     built = CliRunner().invoke(
         main, ["microscope", "build", "torchvision:swin_t", "--out", str(tmp_path / "ms"), "--layers", "features.5"]
     )

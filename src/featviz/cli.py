@@ -280,16 +280,18 @@ def layers(
     model: str, size: int | None, depth: int | None, pattern: str | None, weights: str | None, pretrained: bool
 ) -> None:
     """List MODEL's layers: dotted name, type, output shape and channel count."""
-    from featviz.models.layers import layer_table
+    from featviz.models.layers import layer_table, stages
 
     adapter = _load(model, weights, pretrained)
     rows = layer_table(adapter, size)
     rows = [r for r in rows if (depth is None or r.depth <= depth) and (not pattern or pattern in r.name)]
+    staged = set(stages(adapter))
     width = max((len(r.name) for r in rows), default=10)
-    click.echo(f"{'layer':<{width}}  {'type':<22} {'output shape':<18} {'layout':<7} channels")
+    click.echo(f"{'layer':<{width}}  {'type':<22} {'output shape':<18} {'layout':<7} {'channels':<8} stage")
     for r in rows:
         shape = "x".join(str(s) for s in r.shape)
-        click.echo(f"{r.name:<{width}}  {r.kind:<22} {shape:<18} {r.layout:<7} {r.channels or ''}")
+        mark = "stage" if r.name in staged else ""
+        click.echo(f"{r.name:<{width}}  {r.kind:<22} {shape:<18} {r.layout:<7} {r.channels or '':<8} {mark}".rstrip())
     click.echo(f"{'logits':<{width}}  {'(model output)':<22}")
 
 

@@ -156,15 +156,21 @@ class ModelAdapter:
     def layout(self, layer: str) -> Any:
         """Where ``layer`` keeps its channels (:class:`~featviz.models.layout.Layout`: NCHW,
         NHWC, tokens, vector), found once per model by looking at how it computes them."""
+        name = self.layer_name(layer)
+        found = self.layouts()
+        if name not in found:
+            raise UnknownLayerError(f"layer {name!r} of {self.name} gives no tensor for an image")
+        return found[name]
+
+    def layouts(self) -> dict[str, Any]:
+        """Every layer's layout, in the order the layers finish in a forward pass (one pass
+        of a grey image at the input size, made once)."""
         from featviz.models.layout import layouts
 
         if self._layouts is None:
             grey = torch.full((1, 3, self.input_size, self.input_size), 0.5, device=self.device)
             self._layouts = layouts(self.module, self.normalize(grey))
-        name = self.layer_name(layer)
-        if name not in self._layouts:
-            raise UnknownLayerError(f"layer {name!r} of {self.name} gives no tensor for an image")
-        return self._layouts[name]
+        return self._layouts
 
     def get_module(self, layer: str) -> nn.Module:
         return self._modules[self.layer_name(layer)]

@@ -160,6 +160,9 @@ class EfficientNetLite(nn.Module):
                 cin = cout
             stages.append(nn.Sequential(*blocks))
         self.blocks = nn.Sequential(*stages)
+        # Its stages, as timm's feature_info names a model's (timm lists only the five where
+        # the resolution halves; a Microscope of every stage wants all seven block groups).
+        self.feature_info = [{"module": f"blocks.{i}"} for i in range(len(stages))]
         self.conv_head = _conv(cin, _HEAD)
         self.bn2 = BatchNormAct2d(_HEAD)
         self.global_pool = SelectAdaptivePool2d()
