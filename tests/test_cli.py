@@ -44,7 +44,9 @@ def test_layers_and_classes():
     out = CliRunner().invoke(main, ["layers", "efficientnet_lite0", "--depth", "1"])
     assert out.exit_code == 0
     row = next(line for line in out.output.splitlines() if line.startswith("blocks.1 "))
-    assert "24x56x56" in row and row.split()[-1] == "24"
+    assert "24x56x56" in row and row.split()[-3:] == ["NCHW", "24", "stage"]
+    head = next(line for line in out.output.splitlines() if line.startswith("conv_head "))
+    assert head.split()[-2:] == ["NCHW", "1280"]  # not a stage
     out = CliRunner().invoke(main, ["classes", "hen"])
     assert "   8  hen" in out.output
 
