@@ -81,3 +81,42 @@ def test_stages_come_from_the_library_or_from_how_the_model_narrows(name, expect
     from featviz.models.layers import stages
 
     assert stages(_random(name)) == expected
+
+
+class TenClasses(torch.nn.Module):
+    """A classifier of one's own: 10 classes, 32 px inputs, a Hugging Face style output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU())
+        self.head = torch.nn.Linear(8, 10)
+
+    def forward(self, x: torch.Tensor) -> object:
+        logits = self.head(self.features(x).mean((2, 3)))
+        return type("Output", (), {"logits": logits})()
+
+
+def test_a_classifier_of_one_s_own_names_its_classes_from_a_file(tmp_path):
+    names = [f"part {i}" for i in range(10)]
+    (tmp_path / "labels.txt").write_text("\n".join(names) + "\n")
+    torch.manual_seed(0)
+    model = featviz.load_model(TenClasses(), input_size=32, labels=tmp_path / "labels.txt")
+    assert model.labels is not None and model.labels.name(3) == "part 3"
+    top = model.predict(torch.rand(2, 3, 32, 32), k=3)
+    assert all(name.startswith("part ") for row in top for _, name, _ in row)
+    result = featviz.render(model, "logits:part 3", steps=4, size=32, progress=False)
+    with torch.no_grad():
+        assert torch.allclose(result.final, model(result.images)[:, 3], atol=1e-5)  # .logits read
+    (tmp_path / "nine.txt").write_text("\n".join(names[:9]))
+    with pytest.raises(featviz.FeatvizError, match="9 class names .* which has 10 outputs"):
+        featviz.load_model(TenClasses(), input_size=32, labels=tmp_path / "nine.txt")
+
+
+def test_labels_on_the_command_line_are_checked_and_shown(tmp_path):
+    names = [f"thing {i}" for i in range(1000)]
+    (tmp_path / "labels.txt").write_text("\n".join(names))
+    shown = CliRunner().invoke(main, ["predict", "skimage:coffee", "--labels", str(tmp_path / "labels.txt")])
+    assert shown.exit_code == 0 and "thing 967" in shown.output, shown.output  # espresso, renamed
+    (tmp_path / "short.txt").write_text("a\nb\n")
+    refused = CliRunner().invoke(main, ["predict", "skimage:coffee", "--labels", str(tmp_path / "short.txt")])
+    assert refused.exit_code == 2 and "2 class names for efficientnet_lite0, which has 1000 outputs" in refused.output

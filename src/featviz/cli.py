@@ -65,7 +65,19 @@ class _Group(click.Group):
                 sys.exit(2)
 
 
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    ctx.meta[f"featviz_{param.name}"] = value
+    return value
+
+
 def _model_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option(
+        "--labels",
+        type=click.Path(dir_okay=False),
+        expose_value=False,
+        callback=_remember,
+        help="class names, one a line (a classifier of your own: as many as it has outputs)",
+    )(f)
     f = click.option("--pretrained", is_flag=True, help="timm:NAME models: trained weights (downloads once)")(f)
     return click.option(
         "--weights",
@@ -88,7 +100,8 @@ def _load(model: str, weights: str | None = None, pretrained: bool = False) -> A
         if not model.startswith("timm:"):
             raise FeatvizError(f"--pretrained is for timm:NAME models, not {model}")
         kwargs["pretrained"] = True
-    return featviz.load_model(model, **kwargs)
+    labels = click.get_current_context().meta.get("featviz_labels")
+    return featviz.load_model(model, labels=labels, **kwargs)
 
 
 #: Record keys that decide a render's pixels: an existing output with the same is the same run.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -108,7 +109,43 @@ class ModelAdapter:
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         self.check_size(images.shape[-2], images.shape[-1])
-        return self.module(self.normalize(images))
+        return self.logits_of(self.module(self.normalize(images)))
+
+    def logits_of(self, output: Any) -> torch.Tensor:
+        """The logits in what the module's forward returns: a tensor, a tuple or list whose
+        first item is one (an auxiliary head's outputs follow), or an object or dict with
+        ``logits`` (Hugging Face's outputs)."""
+        if isinstance(output, torch.Tensor):
+            return output
+        found = output.get("logits") if isinstance(output, dict) else getattr(output, "logits", None)
+        if found is None and isinstance(output, (tuple, list)) and output:
+            found = output[0]
+        if not isinstance(found, torch.Tensor):
+            raise RenderError(
+                f"{self.name}'s forward returned {type(output).__name__}: expected a tensor of logits, a tuple whose "
+                "first item is one, or an object with .logits"
+            )
+        return found
+
+    def set_labels(self, labels: Labels | Sequence[str] | str | Path) -> None:
+        """Name the model's classes: a :class:`Labels`, a list of names, or a text file with
+        one name a line; refused when the count is not the model's number of outputs."""
+        if isinstance(labels, (str, Path)):
+            path = Path(labels)
+            try:
+                names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            except OSError as err:
+                raise FeatvizError(f"cannot read the labels file {path}: {err.strerror or err}") from None
+            labels = names
+        found = labels if isinstance(labels, Labels) else Labels(list(labels))
+        side = self.input_size
+        with torch.no_grad():
+            outputs = self(torch.full((1, 3, side, side), 0.5, device=self.device)).shape[-1]
+        if len(found) != outputs:
+            raise FeatvizError(
+                f"{len(found)} class names for {self.name}, which has {outputs} outputs: one name a class"
+            )
+        self.labels = found
 
     def check_size(self, height: int, width: int) -> None:
         if min(height, width) < self.min_size:

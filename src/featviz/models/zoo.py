@@ -12,7 +12,7 @@ from torch import nn
 
 from featviz.errors import FeatvizError, UnknownModelError, shorten, suggestion
 from featviz.models.adapter import ModelAdapter
-from featviz.models.labels import imagenet_labels
+from featviz.models.labels import Labels, imagenet_labels
 
 DEFAULT_MODEL = "efficientnet_lite0"
 
@@ -225,7 +225,9 @@ def load_model(
     """Return a :class:`ModelAdapter` for a name, an ``nn.Module`` or an adapter.
 
     ``kwargs`` go to the model factory: ``weights="DEFAULT"`` for torchvision,
-    ``pretrained=True`` for timm (both download on first use).
+    ``pretrained=True`` for timm (both download on first use), or ``weights="FILE"`` (a
+    state dict). ``labels`` names the classes: a :class:`Labels`, a list of names or a text
+    file with one name a line (checked against the model's number of outputs).
 
     >>> load_model("efficientnet_lite0").labels.name(8)
     'hen'
@@ -241,9 +243,14 @@ def load_model(
         }
         if labels is None and getattr(model, "num_classes", None) == 1000:
             labels = imagenet_labels()
-        adapter = ModelAdapter(model, labels=labels, **{k: v for k, v in overrides.items() if v is not None})
+        given = labels if isinstance(labels, Labels) else None
+        adapter = ModelAdapter(model, labels=given, **{k: v for k, v in overrides.items() if v is not None})
+        if labels is not None and given is None:
+            adapter.set_labels(labels)
     elif isinstance(model, str):
         adapter = _load_by_name(model, **kwargs)
+        if labels is not None:
+            adapter.set_labels(labels)
     else:
         raise FeatvizError(f"expected a model name, an nn.Module or a ModelAdapter, got {type(model).__name__}")
     if device is not None:
