@@ -7,6 +7,7 @@ import featviz
 
 PUBLIC = [
     "AtlasResult",
+    "CheckpointsResult",
     "DEFAULT_MODEL",
     "DreamResult",
     "ExamplesResult",
@@ -29,6 +30,7 @@ PUBLIC = [
     "UnknownLayerError",
     "UnknownModelError",
     "ZoomResult",
+    "across_checkpoints",
     "atlas",
     "batched",
     "capture",

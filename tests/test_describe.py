@@ -120,3 +120,32 @@ def test_labels_on_the_command_line_are_checked_and_shown(tmp_path):
     (tmp_path / "short.txt").write_text("a\nb\n")
     refused = CliRunner().invoke(main, ["predict", "skimage:coffee", "--labels", str(tmp_path / "short.txt")])
     assert refused.exit_code == 2 and "2 class names for efficientnet_lite0, which has 1000 outputs" in refused.output
+
+
+def test_one_command_renders_a_unit_across_checkpoints(tmp_path):
+    import json
+
+    import imageio.v3 as iio
+    import torchvision
+
+    files = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)  # two "checkpoints": the same architecture, other weights
+        files.append(tmp_path / f"step{seed}.pth")
+        torch.save(torchvision.models.squeezenet1_1().state_dict(), files[-1])
+    out, gif = tmp_path / "strip.png", tmp_path / "strip.gif"
+    args = ["checkpoints", "torchvision:squeezenet1_1", "features.3:5", str(files[0]), str(files[1]), str(files[0])]
+    result = CliRunner().invoke(
+        main, [*args, "--steps", "4", "--size", "64", "-o", str(out), "--animate", str(gif), "-q"]
+    )
+    assert result.exit_code == 0, result.output
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert [c["path"] for c in record["checkpoints"]] == [str(files[0]), str(files[1]), str(files[0])]
+    assert record["checkpoints"][0]["sha256"] != record["checkpoints"][1]["sha256"]
+    assert len(record["renders"]) == 3 and all(r["trained"] for r in record["renders"])
+    frames = iio.imread(gif, index=None)
+    assert frames.shape[0] == 3
+    assert (frames[0] == frames[2]).all() and not (frames[0] == frames[1]).all()  # same weights, same image
+    assert record["scores"][0] == record["scores"][2]
+    missing = CliRunner().invoke(main, [*args[:3], str(tmp_path / "nope.pth"), "-o", str(tmp_path / "x.png")])
+    assert missing.exit_code == 2 and "checkpoint files not found" in missing.output

@@ -12,6 +12,7 @@ class_logit('hen') - 0.05 * channel('blocks.5', 3)
 
 from featviz import microscope
 from featviz.atlas import AtlasResult, atlas
+from featviz.checkpoints import CheckpointsResult, across_checkpoints
 from featviz.data import load_image
 from featviz.diverse import diverse
 from featviz.dream import DreamResult, dream
@@ -60,6 +61,7 @@ except Exception:  # not installed (a source checkout on sys.path)
 
 __all__ = [
     "AtlasResult",
+    "CheckpointsResult",
     "DEFAULT_MODEL",
     "DreamResult",
     "ExamplesResult",
@@ -82,6 +84,7 @@ __all__ = [
     "UnknownLayerError",
     "UnknownModelError",
     "ZoomResult",
+    "across_checkpoints",
     "atlas",
     "batched",
     "capture",

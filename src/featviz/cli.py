@@ -509,6 +509,74 @@ def dream(
     )
 
 
+@main.command(cls=_UnitCommand)
+@click.argument("model")
+@click.argument("unit")
+@click.argument("checkpoint_files", metavar="CHECKPOINT...", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--recipe", default="default", show_default=True)
+@click.option("--steps", type=click.IntRange(min=1), help="optimization steps (recipe's value when left out)")
+@click.option("--size", type=int, help="image size in pixels (the model's input size when left out)")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--out", "-o", help="the strip, one image per checkpoint (default: MODEL_UNIT_checkpoints.png)")
+@click.option("--animate", help="also write the images as .gif or .mp4, one frame per checkpoint")
+@click.option("--fps", type=float, default=2.0, show_default=True)
+@click.option("--overwrite", is_flag=True, help="replace OUT even when it holds another run")
+@click.option("--quiet", "-q", is_flag=True, help="no progress bar")
+def checkpoints(
+    model: str,
+    unit: str,
+    checkpoint_files: tuple[str, ...],
+    recipe: str,
+    steps: int | None,
+    size: int | None,
+    seed: int,
+    device: str,
+    out: str | None,
+    animate: str | None,
+    fps: float,
+    overwrite: bool,
+    quiet: bool,
+) -> None:
+    """A unit across training: render UNIT of MODEL (torchvision:NAME or timm:NAME) with each
+    CHECKPOINT's weights (state-dict files, in training order), the same seed and recipe, into
+    a strip, and with --animate an animation."""
+    from featviz.checkpoints import across_checkpoints
+    from featviz.io.outputs import check_replace, check_writable
+
+    if not model.startswith(("torchvision:", "timm:")):
+        raise FeatvizError(f"expected a torchvision:NAME or timm:NAME architecture for the checkpoints, got {model}")
+    missing = [p for p in checkpoint_files if not Path(p).is_file()]
+    if missing:
+        raise FeatvizError(f"checkpoint files not found: {', '.join(missing)}")
+    target = _image_target(out, model, unit, "checkpoints")
+    if animate:
+        from featviz.io.video import check_animation_path
+
+        check_writable(check_animation_path(animate))
+    check_replace(target, {"kind": "checkpoints", "model": model, "unit": unit, "seed": seed}, overwrite)
+    result = across_checkpoints(
+        model,
+        unit,
+        checkpoint_files,
+        recipe=recipe,
+        steps=steps,
+        size=size,
+        seed=seed,
+        device=device,
+        progress=not quiet,
+    )
+    import featviz
+
+    path = featviz.save(result, target)[0]
+    scores = ", ".join(f"{s:.3f}" for s in result.record["scores"])
+    click.echo(f"wrote {path} ({len(checkpoint_files)} checkpoints, scores {scores})")
+    if animate:
+        from featviz.io.video import write_animation
+
+        click.echo(f"wrote {write_animation(list(result.images), animate, fps=fps)}")
+
+
 @main.command()
 @click.argument("model", default=DEFAULT_MODEL)
 @click.argument("unit")

@@ -51,7 +51,7 @@ def save(result: Any, path: str | Path, **options: Any) -> list[Path]:
     A render writes ``path`` (one image), or for a batch a labelled grid at ``path`` and each
     image as ``stem_0.png``, ``stem_1.png``... (``grid=False``: no grid), each with a
     ``.json`` sidecar holding the run record and the image's own final score. A dream writes its image; a zoom an
-    animation (``.mp4`` / ``.gif``, ``fps=``); an atlas its grid.
+    animation (``.mp4`` / ``.gif``, ``fps=``); an atlas, or a unit across checkpoints, its grid.
     """
     kind = getattr(result, "record", {}).get("kind")
     if kind == "render":
@@ -59,7 +59,7 @@ def save(result: Any, path: str | Path, **options: Any) -> list[Path]:
     if kind == "dream":
         target = save_image(result.image, _png(path))
         return [target, write_record(sidecar(target), result.record)]
-    if kind == "atlas":
+    if kind in ("atlas", "checkpoints"):
         target = save_image(result.grid, _png(path))
         return [target, write_record(sidecar(target), result.record)]
     if kind == "zoom":

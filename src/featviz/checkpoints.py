@@ -1,0 +1,93 @@
+"""A unit across training: the same unit, seed and recipe rendered on several checkpoints of
+one architecture, side by side and as an animation (how a feature forms as the network learns).
+
+Each checkpoint is a state-dict file of the architecture (read as tensors only, see
+:mod:`featviz.models.weights`); the record names each file with the digest of its bytes, so
+a strip can be checked against the files it was made from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from featviz.errors import FeatvizError
+from featviz.io.grid import make_grid
+from featviz.models import load_model
+from featviz.optvis.recipes import DEFAULT_RECIPE, Recipe
+from featviz.optvis.record import make_record
+from featviz.optvis.render import RenderResult, render
+
+
+@dataclass
+class CheckpointsResult:
+    """One image per checkpoint (``[N, 3, H, W]``, CPU, [0, 1]), each render's own result,
+    the labelled strip and the record. Write it with :func:`featviz.save` (the strip; an
+    animation of the images with ``featviz.io.video.write_animation``)."""
+
+    images: torch.Tensor
+    renders: list[RenderResult]
+    grid: torch.Tensor
+    record: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"CheckpointsResult({len(self.renders)} checkpoints, unit {self.record.get('unit')!r})"
+
+
+def digest_file(path: str | Path) -> str:
+    """The first 16 hex digits of a file's SHA-256."""
+    sha = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()[:16]
+
+
+def across_checkpoints(
+    model: str,
+    unit: str,
+    checkpoints: Sequence[str | Path],
+    *,
+    recipe: str | Recipe = DEFAULT_RECIPE,
+    steps: int | None = None,
+    size: int | None = None,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    progress: bool = True,
+) -> CheckpointsResult:
+    """Render ``unit`` of the architecture ``model`` (``torchvision:NAME`` or ``timm:NAME``)
+    with each checkpoint's weights, the same seed and recipe for all."""
+    if not checkpoints:
+        raise FeatvizError("expected at least one checkpoint file")
+    missing = [str(p) for p in checkpoints if not Path(p).is_file()]
+    if missing:
+        raise FeatvizError(f"checkpoint files not found: {', '.join(missing)}")
+    start = time.perf_counter()
+    renders = []
+    for path in checkpoints:
+        adapter = load_model(model, weights=str(path))
+        renders.append(
+            render(adapter, unit, recipe=recipe, steps=steps, size=size, seed=seed, device=device, progress=progress)
+        )
+    images = torch.cat([r.images for r in renders])
+    labels = [Path(p).stem for p in checkpoints]
+    first = renders[0].record
+    fields = {
+        "model": first["model"],
+        "unit": unit,
+        "checkpoints": [{"path": str(p), "sha256": digest_file(p)} for p in checkpoints],
+        "recipe": first["recipe"],
+        "seed": seed,
+        "size": first["size"],
+        "scores": [float(r.final[0]) for r in renders],
+        "renders": [{k: v for k, v in r.record.items() if k != "curve"} for r in renders],
+    }
+    record = make_record("checkpoints", fields, seconds=time.perf_counter() - start)
+    grid = make_grid(images, labels, columns=len(labels))
+    return CheckpointsResult(images, renders, grid, record)
