@@ -55,6 +55,16 @@ def test_a_microscope_of_random_weights_says_so_on_every_page(tmp_path):
     build(adapter, out, layers=["layer2"], progress=False, **SMALL)
     record = json.loads((out / "units" / "layer2" / "0" / "channel.json").read_text())
     assert record["trained"] is False and "random weights" in record["warning"]
+    from starlette.testclient import TestClient
+
+    from featviz.microscope.serve import Renderer, create_app
+
+    renderer = Renderer(out)
+    try:  # the page of a unit being rendered on demand says it too
+        pending = TestClient(create_app(out, renderer)).get("/units/layer2/5.html")
+    finally:
+        renderer.close()  # the render it started is abandoned
+    assert pending.status_code == 202 and "has random weights (not trained)" in pending.text
     pages = ["index.html", "layers/layer2.html", "units/layer2/0.html", "search.html"]
     with chromium() as browser:
         tab = browser.new_page()

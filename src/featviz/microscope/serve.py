@@ -52,9 +52,10 @@ class Stopped(Exception):
     """The server is stopping: the render in progress is abandoned between two steps."""
 
 
-def describe(out: str | Path) -> tuple[str, dict[str, int]]:
-    """The model of the Microscope folder ``out`` and its layers' channel counts; one clear
-    error when the folder holds no catalog, or one that cannot be read or names no build."""
+def describe(out: str | Path) -> tuple[dict[str, Any], dict[str, int]]:
+    """The build's settings (model, recipe, ``warning`` of an untrained model...) of the
+    Microscope folder ``out`` and its layers' channel counts; one clear error when the folder
+    holds no catalog, or one that cannot be read or names no build."""
     path = require(out)
     try:
         catalog = Catalog(path, readonly=True)
@@ -68,7 +69,7 @@ def describe(out: str | Path) -> tuple[str, dict[str, int]]:
         raise FeatvizError(
             f"{path} names no model or layers: build it first (featviz microscope build MODEL --out {out})"
         )
-    return meta["model"], {layer["name"]: layer["channels"] for layer in layers}
+    return meta, {layer["name"]: layer["channels"] for layer in layers}
 
 
 class Renderer:
@@ -78,7 +79,8 @@ class Renderer:
         if limit < 1:
             raise FeatvizError(f"expected a queue of at least 1 unit, got {limit}")
         self.out, self.limit, self.device = Path(out), limit, device
-        self.model, self.channels = describe(self.out)
+        meta, self.channels = describe(self.out)
+        self.model, self.warning = meta["model"], meta.get("warning")
         self.renders = 0
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
@@ -243,7 +245,8 @@ def create_app(out: str | Path, renderer: Renderer | None = None) -> Any:
         )
         api = f"/api/units/{layer}/{channel}"
         title = f"{work.model} {layer}:{channel}"
-        text = page(title, body, "../../", scripts=("pending.js",), attrs=f" data-api='{html.escape(api)}'")
+        attrs = f" data-api='{html.escape(api)}'"
+        text = page(title, body, "../../", scripts=("pending.js",), attrs=attrs, warning=work.warning)
         return HTMLResponse(text, status_code=202, headers={"Cache-Control": "no-store"})
 
     @asynccontextmanager
