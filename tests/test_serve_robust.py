@@ -7,17 +7,13 @@ more after the progress checks, to stay fast on 2 cores)."""
 
 from __future__ import annotations
 
-import functools
-import http.client
 import json
-import os
 import re
 import shutil
 import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -25,6 +21,7 @@ import pytest
 from browser import chromium, watch
 from click.testing import CliRunner
 from conftest import Tiny
+from servers import Server, free_port
 
 import featviz
 from featviz.cli import main
@@ -42,47 +39,9 @@ def built(tmp_path_factory, lite0) -> Path:
     return out
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Served:
-    """``featviz microscope serve`` in its own process, with SIGINT at its default: a shell
-    started in the background hands its children SIGINT ignored, a terminal's Ctrl-C reaches
-    a command with the default."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder, self.port = folder, _free_port()
-        cmd = [sys.executable, "-m", "featviz", "microscope", "serve", str(folder), "--port", str(self.port)]
-        default_sigint = functools.partial(signal.signal, signal.SIGINT, signal.SIG_DFL)
-        env = dict(os.environ, OMP_NUM_THREADS="2")
-        self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=default_sigint
-        )
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            try:
-                if self.get("/api/status")[0] == 200:
-                    return
-            except OSError:
-                time.sleep(0.2)
-        self.proc.kill()
-        raise AssertionError(f"the server did not start: {self.proc.communicate()}")
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def get(self, path: str) -> tuple[int, bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            conn.request("GET", path)
-            response = conn.getresponse()
-            return response.status, response.read()
-        finally:
-            conn.close()
+class Served(Server):
+    """The server of a folder whose unit ``UNIT`` is not built: its state, its render's steps
+    and Ctrl-C."""
 
     def state(self) -> dict:
         status, body = self.get(f"/api/units/{UNIT[0]}/{UNIT[1]}")
@@ -110,11 +69,6 @@ class Served:
             self.proc.kill()
             raise AssertionError(f"Ctrl-C did not stop the server: {self.proc.communicate()}") from None
         return self.proc.returncode, out + err, time.monotonic() - start
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.communicate()
 
 
 def _check_stopped_cleanly(folder: Path, code: int, output: str, finished_ok: bool = False) -> None:
@@ -219,7 +173,7 @@ def test_a_folder_that_is_no_microscope_or_a_busy_port_is_one_line_before_servin
         blank: "names no model or layers",
     }
     for folder, expected in cases.items():
-        code, out, err = _serve(folder, _free_port())
+        code, out, err = _serve(folder, free_port())
         assert code == 2 and not out and len(err.splitlines()) == 1 and expected in err, (folder, code, out, err)
     good = tmp_path / "good"
     _microscope_catalog(good)

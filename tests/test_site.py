@@ -3,76 +3,19 @@
 
 from __future__ import annotations
 
-import http.client
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 from browser import chromium, images_loaded, watch
+from servers import Server
 
 import featviz
 from featviz.microscope import Catalog
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    """``featviz microscope serve`` in its own process, on a free port of 127.0.0.1."""
-
-    def __init__(self, folder: Path, *extra: str) -> None:
-        self.port = _free_port()
-        cmd = [sys.executable, "-m", "featviz", "microscope", "serve", str(folder), "--port", str(self.port), *extra]
-        env = dict(os.environ, OMP_NUM_THREADS="2")
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if self.get("/api/status")[0] == 200:
-                    return
-            except OSError:
-                time.sleep(0.2)
-        self.stop()
-        raise AssertionError(f"the server did not start: {self.proc.stdout.read() if self.proc.stdout else ''}")
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def get(self, path: str) -> tuple[int, bytes]:
-        """A request with the path sent exactly as given (no client-side normalization)."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            conn.request("GET", path)
-            response = conn.getresponse()
-            return response.status, response.read()
-        finally:
-            conn.close()
-
-    def json(self, path: str) -> dict:
-        import json
-
-        status, body = self.get(path)
-        assert status == 200, (path, status, body)
-        return json.loads(body)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 def _walk(browser, index: str) -> None:
