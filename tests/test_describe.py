@@ -149,3 +149,18 @@ def test_one_command_renders_a_unit_across_checkpoints(tmp_path):
     assert record["scores"][0] == record["scores"][2]
     missing = CliRunner().invoke(main, [*args[:3], str(tmp_path / "nope.pth"), "-o", str(tmp_path / "x.png")])
     assert missing.exit_code == 2 and "checkpoint files not found" in missing.output
+
+
+class NeedsText(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+
+    def forward(self, images: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        return self.conv(images).mean((2, 3)) + text
+
+
+def test_a_forward_that_needs_more_than_an_image_is_one_clear_error():
+    model = featviz.load_model(NeedsText(), input_size=32)
+    with pytest.raises(featviz.RenderError, match="cannot run on an image batch alone .* wrap the model"):
+        featviz.render(model, "conv:0", steps=2, size=32, progress=False)

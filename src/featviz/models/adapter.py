@@ -109,7 +109,14 @@ class ModelAdapter:
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         self.check_size(images.shape[-2], images.shape[-1])
-        return self.logits_of(self.module(self.normalize(images)))
+        try:
+            output = self.module(self.normalize(images))
+        except TypeError as err:  # a forward that needs more than an image (text, masks, ...)
+            raise RenderError(
+                f"{self.name}'s forward cannot run on an image batch alone ({err}): featviz calls "
+                "module(images); wrap the model in an nn.Module whose forward takes only the images"
+            ) from err
+        return self.logits_of(output)
 
     def logits_of(self, output: Any) -> torch.Tensor:
         """The logits in what the module's forward returns: a tensor, a tuple or list whose
