@@ -107,6 +107,8 @@ def test_a_classifier_of_one_s_own_names_its_classes_from_a_file(tmp_path):
     result = featviz.render(model, "logits:part 3", steps=4, size=32, progress=False)
     with torch.no_grad():
         assert torch.allclose(result.final, model(result.images)[:, 3], atol=1e-5)  # .logits read
+    unnamed = featviz.load_model(TenClasses(), input_size=32)
+    assert unnamed.labels is None and len(unnamed.predict(torch.rand(1, 3, 32, 32), k=20)[0]) == 10
     (tmp_path / "nine.txt").write_text("\n".join(names[:9]))
     with pytest.raises(featviz.FeatvizError, match="9 class names .* which has 10 outputs"):
         featviz.load_model(TenClasses(), input_size=32, labels=tmp_path / "nine.txt")

@@ -167,7 +167,7 @@ def explain(
     wanted = adapter.class_index(target) if target is not None else None
     photo = resize(image if isinstance(image, torch.Tensor) else load_image(image), adapter.input_size)
     x = photo[None].to(adapter.device)
-    ranked = adapter.predict(x, k=min(5, len(adapter.labels)))[0]
+    ranked = adapter.predict(x, k=5)[0]  # fewer when the model has fewer classes
     best = ranked[0][0]
     cls = best if wanted is None else wanted
     versus = None if cls == best else (best, ranked[0][1])

@@ -163,14 +163,15 @@ class ModelAdapter:
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor, k: int = 5) -> list[list[tuple[int, str, float]]]:
-        """Top-k (index, name, probability) for each image of a [0, 1] batch."""
+        """Top-k (index, name, probability) for each image of a [0, 1] batch (all classes
+        when the model has fewer than ``k``)."""
         was_training = self.module.training
         self.module.eval()
         try:
             probs = self(images.to(self.device)).softmax(-1)
         finally:
             self.module.train(was_training)
-        top = probs.topk(k, dim=-1)
+        top = probs.topk(min(k, probs.shape[-1]), dim=-1)
         out = []
         for values, indices in zip(top.values.tolist(), top.indices.tolist(), strict=False):
             names = [self.labels.name(i) if self.labels else str(i) for i in indices]
