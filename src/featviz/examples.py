@@ -25,12 +25,14 @@ from torch import nn
 
 from featviz.data.sources import Item, SourceDataset, collate, items, read
 from featviz.errors import FeatvizError, ImageError
-from featviz.models import ModelAdapter, load_model, place
+from featviz.models import LOGITS, ModelAdapter, load_model, place
 from featviz.models.hooks import capture
 from featviz.models.speed import fast_inference
 from featviz.optvis.objectives import as_grid
 
 BINS = 32
+#: A token's receptive field: the patch tiles with at least this share of its strongest tile's gradient.
+SPREAD = 0.25
 
 
 @dataclass
@@ -149,13 +151,29 @@ class ExamplesResult:
 
 def receptive_field(adapter: ModelAdapter, layer: str, size: int) -> tuple[tuple[int, int], tuple[int, int, int, int]]:
     """The layer's grid at ``size`` and the receptive field of its centre unit (top, left,
-    height, width), from where the input gradient of that one position is not zero."""
-    x = torch.rand(1, 3, size, size, device=adapter.device, requires_grad=True)
+    height, width), from the input gradient of that one position: where it is not zero, for a
+    convolution's map. A token of a transformer sees the whole image after its first attention,
+    so its field is measured by weight instead: the patch tiles whose gradient is at least
+    ``SPREAD`` of the strongest tile's (the token's own tile and the tiles attention spreads it
+    to), averaged over a few random images."""
+    from featviz.models.layout import TOKENS
+
+    tokens = layer not in (LOGITS, "input") and adapter.layout(layer).kind == TOKENS
+    x = torch.rand(4 if tokens else 1, 3, size, size, device=adapter.device, requires_grad=True)
     with capture(adapter, [layer]) as cap:
         grid = as_grid(cap(x), layer)
         h, w = grid.shape[-2:]
-        (grad,) = torch.autograd.grad(grid[0, :, h // 2, w // 2].sum(), x)
-    seen = grad[0].abs().sum(0) > 0
+        (grad,) = torch.autograd.grad(grid[:, :, h // 2, w // 2].sum(), x)
+    weight = grad.abs().sum((0, 1))
+    if tokens:
+        tiles = torch.nn.functional.adaptive_avg_pool2d(weight[None, None], (h, w))[0, 0]
+        keep = tiles >= SPREAD * tiles.max()
+        keep[h // 2, w // 2] = True
+        rows, cols = keep.any(1).nonzero(), keep.any(0).nonzero()
+        ty, tx = size / h, size / w
+        top, left = round(int(rows.min()) * ty), round(int(cols.min()) * tx)
+        return (h, w), (top, left, round((int(rows.max()) + 1) * ty) - top, round((int(cols.max()) + 1) * tx) - left)
+    seen = weight > 0
     rows, cols = seen.any(1).nonzero(), seen.any(0).nonzero()
     if not len(rows):
         return (h, w), (0, 0, size, size)
@@ -196,7 +214,7 @@ def examples(
     if k < 1 or batch < 1:
         raise FeatvizError(f"expected k >= 1 and batch >= 1, got k={k}, batch={batch}")
     source = items(data, adapter.labels)[:limit] if limit else items(data, adapter.labels)
-    size = adapter.input_size if size is None else size
+    size = adapter.input_size if size is None or adapter.fixed_size else size  # a ViT takes its own size only
     adapter.check_size(size, size)
     dev = place(adapter, model, device)
     state = {name: _empty(adapter, name, size, k) for name in names}

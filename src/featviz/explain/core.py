@@ -25,9 +25,12 @@ import torch.nn.functional as F
 
 from featviz.data.photos import load_image, natural_images, resize
 from featviz.errors import FeatvizError
-from featviz.models import ModelAdapter, load_model, place
+from featviz.models import LOGITS, ModelAdapter, load_model, place
+from featviz.models.grids import from_grid, grid_shape, to_grid
 from featviz.models.hooks import capture, eval_mode, intervene
-from featviz.models.layers import output_shape, stages
+from featviz.models.layers import stages
+from featviz.models.layout import NCHW, NHWC, TOKENS
+from featviz.optvis.objectives import as_grid
 
 RANDOM_DRAWS = 50  # random k-channel sets each ablation of the top k is compared with
 #: How a channel is taken out of the layer (see :func:`_ablation`); the verdict reads "mean".
@@ -38,6 +41,7 @@ DELETION_GRID = 14  # the photo is deleted in DELETION_GRID x DELETION_GRID regi
 RANDOM_ORDERS = 4
 FEEDERS = 3  # channels of the earlier layer kept per circuit channel
 CIRCUIT = 4  # top channels whose feeders are traced
+GRIDS = (NCHW, NHWC, TOKENS)  # the layouts whose channels have positions
 
 
 @dataclass
@@ -97,28 +101,40 @@ class Explanation:
 
 def default_layers(adapter: ModelAdapter) -> tuple[str, str]:
     """The layer to explain with (the last stage before pooling: ``blocks.6``, ``layer4``)
-    and the earlier one its circuit reaches into (the stage before it)."""
+    and the earlier one its circuit reaches into (the stage before it). A stage whose grid the
+    logits do not depend on is passed over: a ViT's last block, when its head reads the class
+    token only, so that its patch tokens have no gradient and nothing to attribute."""
     found = stages(adapter)
     if len(found) < 2:
         top = [n for n in adapter.layers() if "." not in n]
-        found = [n for n in top if len(output_shape(adapter, n)) == 3]
+        found = [n for n in top if adapter.layout(n).kind in GRIDS]
+    while len(found) > 2 and adapter.layout(found[-1]).kind == TOKENS and not _reaches_logits(adapter, found[-1]):
+        found = found[:-1]
     if len(found) < 2:
         raise FeatvizError(f"cannot choose layers of {adapter.name} by itself: name them (--layer L --earlier E)")
     return found[-1], found[-2]
 
 
+def _reaches_logits(adapter: ModelAdapter, layer: str) -> bool:
+    """Whether the logits depend on ``layer``'s grid (its gradient on a grey image is not 0)."""
+    grey = torch.full((1, 3, adapter.input_size, adapter.input_size), 0.5, device=adapter.device)
+    with eval_mode(adapter), capture(adapter, [layer, LOGITS]) as cap:
+        acts = cap(grey)
+        (grad,) = torch.autograd.grad(acts[LOGITS].sum(), acts[layer])
+    return bool(to_grid(adapter, layer, grad).abs().sum() > 0)
+
+
 def _spatial(adapter: ModelAdapter, layer: str, what: str) -> tuple[int, ...]:
+    """The ``(C, H, W)`` grid of a layer explain can read (a conv map with channels first or
+    last, a token sequence on its patch grid), else one line saying why not."""
     name = adapter.layer_name(layer)
-    shape = output_shape(adapter, name)
-    if adapter.layout(name).kind == "NHWC":
+    layout = adapter.layout(name) if name != LOGITS else None
+    shape = grid_shape(adapter, name) if layout is not None and layout.kind in GRIDS else None
+    if shape is None or shape[1] * shape[2] < 2:
+        found = list(layout.shape) if layout is not None else "the logits"
         raise FeatvizError(
-            f"{what} {name!r} keeps its channels last ([height, width, channels]): explain reads "
-            "channels-first conv layers for now (choose one with --layer and --earlier)"
-        )
-    if len(shape) != 3 or shape[1] * shape[2] < 2:
-        raise FeatvizError(
-            f"{what} {name!r} has no spatial output (its output is {list(shape)}): "
-            "expected a convolutional layer with [channels, height, width]"
+            f"{what} {name!r} has no channels at positions (its output is {found}): expected a conv map "
+            "([C, H, W] or [H, W, C]) or a token sequence ([T, C])"
         )
     return shape
 
@@ -175,10 +191,11 @@ def explain(
     times["predict"] = time.perf_counter() - t0
 
     t = time.perf_counter()
-    gradcam, integrated = _maps(adapter, x, layer, score)
+    grads, acts = _gradients(adapter, x, layer, score)
+    gradcam, integrated = _maps(x, grads, acts, score)
     times["maps"] = time.perf_counter() - t
     t = time.perf_counter()
-    contrib, acts = _channels(adapter, x, layer, score)
+    contrib, acts = (grads * acts)[0].sum((1, 2)).cpu(), acts[0].cpu()  # gradient x activation per channel
     k = min(top, contrib.numel())
     pos = contrib.topk(k).indices.tolist()
     neg = (-contrib).topk(k).indices.tolist()
@@ -244,28 +261,30 @@ def _score(adapter: ModelAdapter, cls: int, versus: int | None) -> Any:
     return forward
 
 
-def _maps(adapter: ModelAdapter, x: torch.Tensor, layer: str, score: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """Layer Grad-CAM at ``layer`` (upsampled to the photo) and integrated gradients from a
-    black image, both from captum."""
-    from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam
-
-    with eval_mode(adapter):
-        cam = LayerGradCam(score, adapter.get_module(layer)).attribute(x, relu_attributions=True)
-        cam = LayerAttribution.interpolate(cam, tuple(x.shape[-2:]), interpolate_mode="bilinear")
-        ig = IntegratedGradients(score).attribute(x, baselines=torch.zeros_like(x), n_steps=32, internal_batch_size=8)
-    return cam[0, 0].detach().clamp(min=0).cpu(), ig[0].detach().abs().sum(0).cpu()
-
-
-def _channels(adapter: ModelAdapter, x: torch.Tensor, layer: str, score: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each channel's contribution (captum's gradient x activation, summed over space) and
-    its activation map on the photo."""
+def _gradients(adapter: ModelAdapter, x: torch.Tensor, layer: str, score: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """The gradient of the score with respect to ``layer`` and the layer's activation (captum's
+    layer gradient and activation), both as the layer's grid ``[1, C, H, W]``
+    (:func:`~featviz.models.grids.to_grid`: tokens on their patch grid, channels last permuted)."""
     from captum.attr import LayerActivation, LayerGradientXActivation
 
     module = adapter.get_module(layer)
     with eval_mode(adapter):
-        attr = LayerGradientXActivation(score, module).attribute(x)
+        grads = LayerGradientXActivation(score, module, multiply_by_inputs=False).attribute(x)
         acts = LayerActivation(score, module).attribute(x)
-    return attr[0].detach().sum((1, 2)).cpu(), acts[0].detach().cpu()
+    return to_grid(adapter, layer, grads.detach()), to_grid(adapter, layer, acts.detach())
+
+
+def _maps(x: torch.Tensor, grads: torch.Tensor, acts: torch.Tensor, score: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Grad-CAM of the layer whose grid gradient and activation are given (each channel
+    weighted by its mean gradient, summed, rectified, upsampled to the photo: captum's
+    ``LayerGradCam`` computed on the grid, so that token and channels-last layers have one too)
+    and captum's integrated gradients from a black image."""
+    from captum.attr import IntegratedGradients
+
+    cam = (grads.mean((2, 3), keepdim=True) * acts).sum(1, keepdim=True).clamp(min=0)
+    cam = F.interpolate(cam, size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False)
+    ig = IntegratedGradients(score).attribute(x, baselines=torch.zeros_like(x), n_steps=32, internal_batch_size=8)
+    return cam[0, 0].clamp(min=0).cpu(), ig[0].detach().abs().sum(0).cpu()
 
 
 def _circuit(
@@ -277,15 +296,15 @@ def _circuit(
 
     def sums(images: torch.Tensor) -> torch.Tensor:
         with capture(adapter, [layer]) as cap:
-            return cap(images)[layer].sum((2, 3))
+            return as_grid(cap(images), layer).sum((2, 3))
 
     with eval_mode(adapter):
         attr = LayerGradientXActivation(sums, adapter.get_module(earlier)).attribute(
             x.repeat(len(channels), 1, 1, 1), target=channels
         )
         with capture(adapter, [earlier]) as cap:
-            acts = cap(x)[earlier][0].detach().cpu()
-    weights = attr.detach().sum((2, 3)).cpu()  # [len(channels), C_earlier]
+            acts = as_grid(cap(x), earlier)[0].detach().cpu()
+    weights = to_grid(adapter, earlier, attr.detach()).sum((2, 3)).cpu()  # [len(channels), C_earlier]
     edges, chosen = [], []
     for row, c in zip(weights, channels, strict=True):
         for j in row.topk(min(FEEDERS, row.numel())).indices.tolist():
@@ -306,7 +325,7 @@ def _reference_mean(adapter: ModelAdapter, layer: str, reference: torch.Tensor |
     else:
         reference = resize(reference, adapter.input_size)
     with torch.no_grad(), capture(adapter, [layer]) as cap:
-        acts = torch.cat([cap(b.to(adapter.device))[layer] for b in reference.split(16)])
+        acts = torch.cat([as_grid(cap(b.to(adapter.device)), layer) for b in reference.split(16)])
     return {"mean": acts.mean((0, 2, 3))[:, None, None], "photos": len(reference)}
 
 
@@ -336,7 +355,7 @@ def _ablation(
 
     The headline keys (``top_drop``, ``random_mean``, ``random_std``, ``random_drops``,
     ``ratio``) and ``holds`` are those of ``method`` ("mean"); each way has its own dict."""
-    n = output_shape(adapter, layer)[0]
+    n = grid_shape(adapter, layer)[0]
     gen = torch.Generator().manual_seed(seed)
     sets = [channels] + [torch.randperm(n, generator=gen)[: len(channels)].tolist() for _ in range(RANDOM_DRAWS)]
     mask = torch.zeros(len(sets), n, 1, 1, dtype=torch.bool)
@@ -356,7 +375,8 @@ def _ablation(
     for how in ABLATIONS:
 
         def change(act: torch.Tensor, fill: Callable[[torch.Tensor], torch.Tensor] = fills[how]) -> torch.Tensor:
-            return torch.where(mask, fill(act), act)
+            grid = to_grid(adapter, layer, act)  # the layer's own layout on the way back
+            return from_grid(adapter, layer, act, torch.where(mask, fill(grid), grid))
 
         with torch.no_grad(), intervene(adapter, layer, change):
             drops = whole - score(x.repeat(len(sets), 1, 1, 1)).cpu()

@@ -40,8 +40,10 @@ from featviz.io.files import atomic_write
 from featviz.io.images import png_bytes
 from featviz.microscope.catalog import CATALOG, Catalog, all_done, part_path
 from featviz.models import LOGITS, ModelAdapter, load_model, place
+from featviz.models.grids import from_grid, grid_shape, to_grid
 from featviz.models.hooks import capture
-from featviz.models.layers import output_shape, stages
+from featviz.models.layers import stages
+from featviz.models.layout import NCHW, NHWC, TOKENS
 from featviz.optvis.callbacks import Callback, StepState
 from featviz.optvis.objectives import as_grid
 from featviz.optvis.recipes import MICROSCOPE, Recipe, get_recipe
@@ -86,6 +88,23 @@ def default_layers(adapter: ModelAdapter) -> list[str]:
     return list(dict.fromkeys([found[1], found[len(found) // 2], found[-1]]))
 
 
+def _check_layers(adapter: ModelAdapter, names: list[str]) -> None:
+    """Refuse, in one line, layers a Microscope cannot show: the logits and layers without
+    positions (a pooled vector, a layout featviz cannot read); channels first, channels last
+    and token layers are all read as a grid of channels (:mod:`featviz.models.grids`)."""
+    for name in names:
+        if name == LOGITS:
+            raise FeatvizError(
+                "the logits are not a layer a Microscope shows: its unit pages say which classes each unit drives"
+            )
+        layout = adapter.layout(name)
+        if layout.kind not in (NCHW, NHWC, TOKENS):
+            raise FeatvizError(
+                f"layer {name!r} has no channels at positions (its output is {list(layout.shape)}, {layout.kind}): "
+                "a Microscope needs a conv map ([C, H, W] or [H, W, C]) or a token sequence ([T, C])"
+            )
+
+
 def _distributed() -> tuple[int, int]:
     import torch.distributed as dist
 
@@ -125,16 +144,8 @@ def build(
     _check_numbers(units_per_layer=units_per_layer, k=k, batch=batch, examples_limit=examples_limit)
     names = [adapter.layer_name(n) for n in layers] if layers else default_layers(adapter)
     adapter.check_size(size, size)
-    shapes = {n: output_shape(adapter, n, size) for n in names if n != LOGITS}
-    bad = [n for n in names if len(shapes.get(n, ())) != 3]
-    if bad:
-        raise FeatvizError(f"layers {bad} have no [channels, height, width] output: a Microscope needs conv layers")
-    last = [n for n in names if adapter.layout(n).kind != "NCHW"]
-    if last:  # its analyses hook raw outputs with channels on axis 1
-        raise FeatvizError(
-            f"layers {last} keep their channels last ([height, width, channels]): a Microscope reads "
-            "channels-first conv layers for now; render, atlas and examples take these"
-        )
+    _check_layers(adapter, names)
+    shapes = {n: grid_shape(adapter, n, size) for n in names}
     rec = get_recipe(recipe)
     rec = rec.replace(size=size, **({"steps": steps} if steps is not None else {}))
     check_recipe(rec)
@@ -166,11 +177,11 @@ def build(
 
     plan = _plan(shapes, units_per_layer, batch)
     for position, name in enumerate(names):
-        shape = list(output_shape(adapter, name, adapter.input_size))
+        shape = list(grid_shape(adapter, name, adapter.input_size))
         catalog.put_layer(name, position, shape, plan[name])
         if position % world == rank and not _has_dream(out, name):
             t1 = time.perf_counter()
-            _dream(adapter, catalog, out, name, position, shape, plan[name], size, seed, progress)
+            _dream(adapter, catalog, out, name, position, shape, plan[name], size, rec.steps, seed, progress)
             timings["dreams"] = timings.get("dreams", 0.0) + time.perf_counter() - t1
 
     slices = [(name, plan[name][i : i + batch]) for name in names for i in range(0, len(plan[name]), batch)]
@@ -298,7 +309,7 @@ def _check_numbers(**values: int | None) -> None:
             raise FeatvizError(f"{name} must be an integer of at least 1, got {value!r}")
 
 
-def _plan(shapes: dict[str, tuple[int, ...]], per_layer: int | None, batch: int) -> dict[str, list[int]]:
+def _plan(shapes: dict[str, tuple[int, int, int]], per_layer: int | None, batch: int) -> dict[str, list[int]]:
     return {name: list(range(s[0] if per_layer is None else min(per_layer, s[0]))) for name, s in shapes.items()}
 
 
@@ -355,13 +366,26 @@ def _dream(
     shape: list[int],
     units: list[int],
     size: int,
+    steps: int,
     seed: int,
     progress: bool,
 ) -> None:
+    """The layer's DeepDream of a shipped photo (``steps`` per octave at most: a build of a few
+    steps per render dreams in as few)."""
     from featviz.dream import dream
     from featviz.io.records import write_record
+    from featviz.optvis.recipes import DREAM
 
-    result = dream(adapter, DREAM_PHOTO, name, size=max(size, 160), octaves=3, seed=seed, progress=progress)
+    result = dream(
+        adapter,
+        DREAM_PHOTO,
+        name,
+        size=max(size, 160),
+        octaves=3,
+        steps=min(DREAM.steps, steps),
+        seed=seed,
+        progress=progress,
+    )
     folder = out / "layers" / name
     atomic_write(folder / "dream.png", png_bytes(result.image))
     write_record(folder / "dream.json", result.record)
@@ -482,26 +506,30 @@ def _drives(adapter: ModelAdapter, layer: str, units: list[int], found: Any, siz
     derivative of every logit along the channel (all positions at once), forward-mode,
     averaged over the first images of the data."""
     import torch.autograd.forward_ad as fwad
+    from torch.nn.attention import SDPBackend, sdpa_kernel
 
     if adapter.labels is None:
         return [{} for _ in units]
     images = _images(found, list(range(min(DRIVE_IMAGES, len(found.items))))).to(adapter.device)
     b, u = images.shape[0], len(units)
     module = adapter.get_module(layer)
-    tangent_of: dict[str, torch.Tensor] = {}
 
     def hook(mod: nn.Module, inputs: Any, output: Any) -> Any:
-        t = torch.zeros_like(output).view(u, b, *output.shape[1:])
+        out = output[0] if isinstance(output, (tuple, list)) else output
+        grid = torch.zeros_like(to_grid(adapter, layer, out))  # [U * B, C, H, W]
+        view = grid.view(u, b, *grid.shape[1:])
         for i, c in enumerate(units):
-            t[i, :, c] = 1.0
-        tangent_of["t"] = t
-        return fwad.make_dual(output, t.view_as(output))
+            view[i, :, c] = 1.0
+        tangent = from_grid(adapter, layer, torch.zeros_like(out), grid).contiguous()
+        dual = fwad.make_dual(out, tangent)
+        return (dual, *output[1:]) if isinstance(output, (tuple, list)) else dual
 
     was_training = adapter.module.training
     adapter.module.eval()
     handle = module.register_forward_hook(hook)
     try:
-        with fwad.dual_level():
+        # attention's fused kernels have no forward mode: its plain form (matmul, softmax) has
+        with fwad.dual_level(), sdpa_kernel(SDPBackend.MATH):
             logits = adapter(images.repeat(u, 1, 1, 1))
             deriv = fwad.unpack_dual(logits).tangent
     finally:
@@ -541,7 +569,7 @@ def _inputs(adapter: ModelAdapter, layer: str, prev: str, units: list[int], foun
             below = acts[prev]
             score = as_grid(acts, layer)[:, c].mean((1, 2)).sum()
             (grad,) = torch.autograd.grad(score, below)
-        contrib = (grad * below).detach().flatten(2).sum(2).mean(0)  # [C_prev]
+        contrib = to_grid(adapter, prev, (grad * below).detach()).flatten(2).sum(2).mean(0)  # [C_prev]
         top = contrib.topk(min(TOP_INPUTS, contrib.numel()))
         out.append([(int(j), round(float(v), 5)) for v, j in zip(top.values, top.indices, strict=True)])
     return out

@@ -109,6 +109,11 @@ class ModelAdapter:
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         self.check_size(images.shape[-2], images.shape[-1])
+        if self.fixed_size and tuple(images.shape[-2:]) != (self.input_size, self.input_size):
+            # a model that takes one size only (a ViT's patch grid) sees any image resampled to it
+            images = torch.nn.functional.interpolate(
+                images, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False, antialias=True
+            )
         try:
             output = self.module(self.normalize(images))
         except TypeError as err:  # a forward that needs more than an image (text, masks, ...)

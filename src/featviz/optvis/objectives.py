@@ -15,7 +15,6 @@ Scores are maximized; only the render loop negates them.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Union
 
@@ -23,6 +22,7 @@ import torch
 
 from featviz.errors import UnitError
 from featviz.models.adapter import INPUT, LOGITS
+from featviz.models.grids import to_grid
 from featviz.models.hooks import Activations
 
 ScoreFn = Callable[[Activations], torch.Tensor]
@@ -162,24 +162,8 @@ def as_grid(acts: Activations, layer: str) -> torch.Tensor:
     """A layer's activation as ``[B, C, H, W]``: conv maps as they are (channels-last maps,
     such as a Swin stage's ``[B, H, W, C]``, permuted), token sequences
     ``[B, T, C]`` laid out on their square grid (class / register tokens dropped), vectors
-    ``[B, C]`` as ``[B, C, 1, 1]``."""
-    act = acts[layer]
-    if act.dim() == 4:  # channels first, unless the model computes this layer channels last
-        adapter = getattr(acts, "adapter", None)
-        return act.permute(0, 3, 1, 2) if adapter is not None and adapter.layout(layer).kind == "NHWC" else act
-    if act.dim() == 2:
-        return act[:, :, None, None]
-    if act.dim() == 3:
-        tokens = act.shape[1]
-        prefix = acts.adapter.prefix_tokens
-        if prefix is None:  # infer: a square grid after 0, 1, ... leading tokens
-            prefix = next((k for k in range(9) if math.isqrt(tokens - k) ** 2 == tokens - k), 0)
-        side = math.isqrt(tokens - prefix)
-        if side * side != tokens - prefix:
-            raise UnitError(f"layer {layer!r}: {tokens} tokens ({prefix} prefix) do not form a square grid")
-        grid = act[:, prefix:, :].transpose(1, 2)
-        return grid.reshape(act.shape[0], act.shape[2], side, side)
-    raise UnitError(f"layer {layer!r} has a {act.dim()}-D output {tuple(act.shape)}; expected 2-D, 3-D or 4-D")
+    ``[B, C]`` as ``[B, C, 1, 1]`` (:func:`featviz.models.grids.to_grid`)."""
+    return to_grid(getattr(acts, "adapter", None), layer, acts[layer])
 
 
 def _check_channel(grid: torch.Tensor, layer: str, channel: int) -> None:
