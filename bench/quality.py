@@ -2,10 +2,13 @@
 
     python bench/quality.py --out bench/results/quality   # all contenders, one run
     python bench/quality.py --out bench/results/held_out --class-set held-out --only featviz
+    python bench/quality.py --out bench/results/on_lite1 --generator efficientnet_lite1 --classes 8 \
+        --only "featviz default 224" "featviz fast 224" "featviz large"
 
 Every contender renders class-logit visualizations on EfficientNet-Lite0 for the same
 classes and seed; EfficientNet-Lite1 and Lite2, which never took part in rendering, judge
-them (rank of the target class: 0 = top-1). Also reported: the share of channel values
+them (rank of the target class: 0 = top-1). ``--generator`` renders on Lite1 or Lite2 instead,
+judged by the other two Lite models: the recipes are not one model's. Also reported: the share of channel values
 pinned at 0 or 255, the generating model's target logit as a multiple of the best natural
 photo's, and seconds per image (wall and process CPU). Results go to OUT/results.json and
 one PNG row per contender, so a rerun skips contenders already measured (``--redo`` to force).
@@ -88,21 +91,29 @@ def summary(r: list[int]) -> dict[str, float]:
 
 
 def measure(
-    name: str, renderer: Renderer, classes: list[int], seed: int, judges: dict, natural_best: torch.Tensor, out: Path
+    name: str,
+    renderer: Renderer,
+    classes: list[int],
+    seed: int,
+    judges: dict,
+    natural_best: torch.Tensor,
+    out: Path,
+    generator: str = "efficientnet_lite0",
 ) -> dict:
-    adapter = featviz.load_model("efficientnet_lite0")  # fresh: peers may leave hooks behind
+    adapter = featviz.load_model(generator)  # fresh: peers may leave hooks behind
     wall, cpu = time.perf_counter(), time.process_time()
     images = renderer(adapter, classes, seed)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    gen = featviz.load_model("efficientnet_lite0")
+    gen = featviz.load_model(generator)
     with torch.no_grad():
-        own = gen(resize(images, 224))[torch.arange(len(classes)), torch.tensor(classes)]
+        own = gen(resize(images, gen.input_size))[torch.arange(len(classes)), torch.tensor(classes)]
     row = Image.new("RGB", (len(classes) * 132, 128), "white")
     for i, img in enumerate(resize(images, 128)):
         row.paste(Image.fromarray(to_uint8(img)), (i * 132, 0))
     row.save(out / f"{name.replace(' ', '_').replace('(', '').replace(')', '')}.png")
     result = {
         "name": name,
+        "generator": generator,
         "classes": classes,
         "seed": seed,
         "image_size": images.shape[-1],
@@ -117,6 +128,9 @@ def measure(
 
 
 def table(results: dict[str, dict], natural_blown: list[float]) -> str:
+    first = next(iter(results.values()), {})
+    if first.get("generator", "efficientnet_lite0") != "efficientnet_lite0":
+        return judged_table(results)
     lines = [
         "| contender | px | s / image | CPU s / image | Lite1 top-1 | Lite1 mean rank | Lite2 top-1 | "
         "Lite2 top-5 | Lite2 median rank | Lite2 mean rank | blown-out (median) | activation x best photo |",
@@ -137,6 +151,24 @@ def table(results: dict[str, dict], natural_blown: list[float]) -> str:
     return "\n".join(lines)
 
 
+def judged_table(results: dict[str, dict]) -> str:
+    """The table of renders made on another model than Lite0, one column pair per judge."""
+    judges = list(next(iter(results.values()))["ranks"])
+    head = " | ".join(f"{j} top-1 | {j} top-5 | {j} mean rank" for j in judges)
+    lines = [f"| generator | contender | px | s / image | {head} | activation x best photo |"]
+    lines.append("|---" * (5 + 3 * len(judges)) + "|")
+    for r in results.values():
+        cells = " | ".join(
+            f"{r['summary'][j]['top1']:.0%} | {r['summary'][j]['top5']:.0%} | {r['summary'][j]['mean_rank']:.2f}"
+            for j in judges
+        )
+        lines.append(
+            f"| {r['generator']} | {r['name']} ({len(r['classes'])} classes) | {r['image_size']} | "
+            f"{r['seconds_per_image']:.1f} | {cells} | {statistics.median(r['activation_multiple']):.1f} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="bench/results/quality")
@@ -149,6 +181,7 @@ def main() -> None:
     ap.add_argument("--redo", action="store_true", help="measure again the contenders --only selects")
     ap.add_argument("--table", action="store_true", help="only print the table of the results kept in OUT")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--generator", default="efficientnet_lite0", help="the Lite model that renders; the others judge")
     args = ap.parse_args()
     torch.set_num_threads(min(2, torch.get_num_threads()))
     out = Path(args.out)
@@ -161,10 +194,11 @@ def main() -> None:
     if args.table:
         print(table(results, blown_out(photos)))
         return
-    judges = {n: featviz.load_model(n) for n in ("efficientnet_lite1", "efficientnet_lite2")}
-    gen = featviz.load_model("efficientnet_lite0")
+    lites = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+    judges = {n: featviz.load_model(n) for n in lites if n != args.generator}
+    gen = featviz.load_model(args.generator)
     with torch.no_grad():
-        natural_logits = gen(photos)
+        natural_logits = gen(resize(photos, gen.input_size))
     for name, (kind, renderer) in CONTENDERS.items():
         if args.only and not any(o in name for o in args.only):
             continue
@@ -173,7 +207,7 @@ def main() -> None:
         pool = HELD_OUT if args.class_set == "held-out" else CLASSES
         classes = pool[: args.peer_classes if kind == "horama" else args.classes]
         natural_best = natural_logits[:, classes].max(0).values
-        results[name] = measure(name, renderer, classes, args.seed, judges, natural_best, out)
+        results[name] = measure(name, renderer, classes, args.seed, judges, natural_best, out, args.generator)
         path.write_text(json.dumps(results, indent=1))  # each contender is kept as soon as it is done
         print(table({name: results[name]}, blown_out(photos)).splitlines()[-2], flush=True)
     print(f"\nmachine: {machine()}\n")

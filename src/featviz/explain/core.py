@@ -133,7 +133,7 @@ def _spatial(adapter: ModelAdapter, layer: str, what: str) -> tuple[int, ...]:
     if shape is None or shape[1] * shape[2] < 2:
         found = list(layout.shape) if layout is not None else "the logits"
         raise FeatvizError(
-            f"{what} {name!r} has no channels at positions (its output is {found}): expected a conv map "
+            f"{what} {name!r} has no spatial output (its output is {found}): expected a conv map "
             "([C, H, W] or [H, W, C]) or a token sequence ([T, C])"
         )
     return shape
