@@ -183,7 +183,9 @@ def _load_timm(arch: str, **kwargs: Any) -> ModelAdapter:
     if weights_file is not None:
         load_weights_file(module, weights_file, f"timm:{arch}")
     cfg: dict[str, Any] = dict(getattr(module, "pretrained_cfg", None) or {})
-    size = cfg.get("input_size", (3, 224, 224))[-1]
+    # a model built for another size (timm's img_size=) keeps its weights' size in pretrained_cfg
+    built = kwargs.get("img_size")
+    size = int(built if isinstance(built, int) else built[-1]) if built else cfg.get("input_size", (3, 224, 224))[-1]
     strict = getattr(getattr(module, "patch_embed", None), "strict_img_size", False)
     fixed = bool(cfg.get("fixed_input_size") or strict)
     return ModelAdapter(
