@@ -68,13 +68,13 @@ def test_a_channel_of_a_channels_last_stage_is_that_channel(swin):
     assert torch.allclose(neuron.final, raw[:, 2, 1, 3], atol=1e-5)  # y=2, x=1 of the 14x14 grid
 
 
-def test_layers_prints_the_layout_and_the_tools_that_read_channels_first_refuse_the_rest(tmp_path):
+def test_layers_prints_the_layout_and_a_microscope_refuses_a_layer_without_positions(tmp_path):
     shown = CliRunner().invoke(main, ["layers", "torchvision:swin_t", "--grep", "features.5", "--depth", "1"])
     assert shown.exit_code == 0, shown.output
     row = next(line for line in shown.output.splitlines() if line.startswith("features.5 "))
     assert row.split()[-3:] == ["NHWC", "384", "stage"], row
     built = CliRunner().invoke(
-        main, ["microscope", "build", "torchvision:swin_t", "--out", str(tmp_path / "ms"), "--layers", "features.5"]
+        main, ["microscope", "build", "torchvision:swin_t", "--out", str(tmp_path / "ms"), "--layers", "flatten"]
     )
-    assert built.exit_code == 2 and "keep their channels last" in built.output, built.output
+    assert built.exit_code == 2 and "has no channels at positions" in built.output, built.output
     assert not (tmp_path / "ms").exists()
