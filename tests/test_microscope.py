@@ -19,6 +19,7 @@ from click.testing import CliRunner
 
 import featviz
 from featviz.cli import main
+from featviz.examples import load_examples
 from featviz.microscope import Catalog, build
 
 SMALL = ["--size", "64", "--steps", "4", "--examples-limit", "12", "-k", "2", "-q"]
@@ -143,6 +144,7 @@ def test_a_build_killed_with_sigkill_resumes_to_the_same_pixels(tmp_path):
 def test_two_torchrun_ranks_share_the_units_and_merge_the_examples(tmp_path):
     pair, single = tmp_path / "pair", tmp_path / "single"
     extra = ["--layers", "blocks.2", "--units-per-layer", "4", "--batch", "2", "--device", "cpu"]
+    extra += ["--examples-limit", "40"]  # two batches of examples: one per rank
     torchrun = Path(sys.executable).with_name("torchrun")
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [str(torchrun), "--standalone", "--nproc-per-node", "2", *_cli(pair, *extra)[1:]]  # -m featviz ...
@@ -155,10 +157,12 @@ def test_two_torchrun_ranks_share_the_units_and_merge_the_examples(tmp_path):
     assert sorted(u["channel"] for u in units) == [0, 1, 2, 3] and cat.integrity() == "ok"
     ranks = {r for (r,) in cat.db.execute("SELECT rank FROM units")}
     assert ranks == {0, 1}  # both ranks rendered
-    a = torch.load(pair / "examples.pt", weights_only=False)["result"].layers["blocks.2"]
-    b = torch.load(single / "examples.pt", weights_only=False)["result"].layers["blocks.2"]
+    a = load_examples(pair / "examples.safetensors")[0].layers["blocks.2"]
+    b = load_examples(single / "examples.safetensors")[0].layers["blocks.2"]
     assert torch.equal(a.top.index, b.top.index) and torch.equal(a.bottom.index, b.bottom.index)
-    assert torch.allclose(a.top.values, b.top.values, atol=1e-4) and a.count == b.count == 12
+    assert torch.allclose(a.top.values, b.top.values, atol=1e-4) and a.count == b.count == 40
+    # the histograms of the two shards share their bins: merged, they are the single pass's
+    assert torch.equal(a.edges, b.edges) and torch.equal(a.hist, b.hist) and int(a.hist.sum(1)[0]) == 40
     for u in units:
         for path in u["files"].values():
             assert (pair / path).exists()
@@ -183,3 +187,30 @@ def test_bad_input_to_a_build_is_one_line(tmp_path):
         assert result.exit_code == 2 and len(lines) == 1 and expected in lines[0], result.output
     shutil.rmtree(tmp_path / "other")
     assert json.dumps({"ok": True})
+
+
+class _Planted:
+    """A pickle that runs code when read: it writes the file ``marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (Path.write_text, (self.marker, "ran"))  # type: ignore[return-value]
+
+
+@pytest.mark.slow
+def test_a_folder_with_a_planted_pickle_is_refused_and_runs_nothing(built, lite0, tmp_path):
+    folder, marker = tmp_path / "sent", tmp_path / "ran.txt"
+    shutil.copytree(built, folder)
+    torch.save({"key": None, "result": _Planted(marker)}, folder / "examples.pt")
+    with pytest.raises(featviz.FeatvizError, match=r"examples.pt is a pickle, which can run code when read"):
+        featviz.microscope.render_units(lite0, folder, "blocks.3", [5])  # what the server runs on demand
+    resumed = CliRunner().invoke(main, ["microscope", "build", "efficientnet_lite0", "--out", str(folder), *SMALL])
+    assert resumed.exit_code == 2 and "featviz does not read it" in resumed.output, resumed.output
+    assert len(resumed.output.strip().splitlines()) == 1 and "Traceback" not in resumed.output
+    assert not marker.exists()  # nothing of it ran
+    (folder / "examples.pt").unlink()  # without it, the folder resumes from its own examples
+    assert not (folder / "units" / "blocks.3" / "5.html").exists()
+    featviz.microscope.render_units(lite0, folder, "blocks.3", [5])
+    assert (folder / "units" / "blocks.3" / "5").is_dir()

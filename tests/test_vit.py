@@ -13,6 +13,7 @@ from torch import nn
 
 import featviz
 from featviz.data.sources import read
+from featviz.examples import load_examples
 from featviz.explain import explain, write_report
 from featviz.explain.core import default_layers
 from featviz.microscope import Catalog, build
@@ -88,7 +89,7 @@ def test_a_vit_microscope_shows_token_units_with_patch_tiles_and_their_circuit(v
     for c in (0, 1):  # the units that drive a blocks.5 unit are channels of blocks.4, with weights
         inputs = units[("blocks.5", c)]["figures"]["inputs"]
         assert len(inputs) == 8 and all(0 <= j < 192 for j, _ in inputs) and any(w != 0 for _, w in inputs)
-    found = torch.load(vit_microscope / "examples.pt", weights_only=False)["result"]
+    found = load_examples(vit_microscope / "examples.safetensors")[0]
     assert found.size == 96  # read at the size the ViT takes
     ex = found.layers["blocks.5"]
     for c in (0, 1):

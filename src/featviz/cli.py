@@ -105,7 +105,7 @@ def _load(model: str, weights: str | None = None, pretrained: bool = False) -> A
 
 
 #: Record keys that decide a render's pixels: an existing output with the same is the same run.
-_SAME_RUN = ("model", "unit", "unit_form", "recipe", "seed", "batch", "size", "init", "param_seed")
+_SAME_RUN = ("model", "unit", "unit_form", "recipe", "seed", "batch", "size", "init", "param_seed", "load")
 
 
 @click.group(cls=_Group)
@@ -257,13 +257,14 @@ def _replay(model: str | None, unit: str | None, source: str, out: str | None, o
     if model or unit:
         raise click.UsageError("give either MODEL UNIT or --from RECORD, not both")
     record = featviz.load_record(source)
-    RunSpec.from_record(record)  # every field checked before any file is touched
+    spec = RunSpec.from_record(record)  # every field checked before any file is touched
     target = _image_target(out or str(Path(source).with_suffix("")) + "_replay")
     check_replace(target, {"kind": "render", **{k: record[k] for k in _SAME_RUN if k in record}}, overwrite)
-    result = featviz.replay(record, progress=not quiet)
+    adapter = featviz.models.load_again(spec.model, spec.load)  # its weights file and labels, as recorded
+    result = featviz.replay(record, model=adapter, progress=not quiet)
     if result.images.shape[0] > 1 and "index" in record:  # one image of a batch: the batch ran, the image is kept
         result = result.pick(record["index"])
-    _finish(result, target, None)
+    _finish(result, target, adapter)
 
 
 def _finish(result: Any, target: Path, adapter: Any) -> None:
@@ -310,7 +311,7 @@ def layers(
 
 @main.command()
 @click.argument("query", required=False, default="")
-@click.option("--model", default=DEFAULT_MODEL, show_default=True)
+@click.option("--model", "-m", default=DEFAULT_MODEL, show_default=True)
 def classes(query: str, model: str) -> None:
     """List class indices and names, or those matching QUERY (a name part or an index)."""
     import featviz
@@ -330,7 +331,7 @@ def classes(query: str, model: str) -> None:
 
 @main.command()
 @click.argument("images", nargs=-1, required=True, type=click.Path())
-@click.option("--model", default=DEFAULT_MODEL, show_default=True)
+@click.option("--model", "-m", default=DEFAULT_MODEL, show_default=True)
 @click.option("--top", "k", type=int, default=5, show_default=True)
 @_model_options
 def predict(images: tuple[str, ...], model: str, k: int, weights: str | None, pretrained: bool) -> None:
@@ -448,7 +449,7 @@ def atlas(
 @main.command()
 @click.argument("image")
 @click.argument("unit_or_layer")
-@click.option("--model", default=DEFAULT_MODEL, show_default=True)
+@click.option("--model", "-m", default=DEFAULT_MODEL, show_default=True)
 @click.option("--octaves", type=click.IntRange(min=1), help="number of scales [library default: 4]")
 @click.option("--octave-scale", type=click.FloatRange(min=1.0), help="size ratio between octaves [1.4]")
 @click.option("--steps", type=click.IntRange(min=1), help="steps per octave [the dream recipe's: 10]")

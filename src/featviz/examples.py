@@ -15,16 +15,20 @@ position (:func:`receptive_field`).
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from featviz.data.sources import Item, SourceDataset, collate, items, read
 from featviz.errors import FeatvizError, ImageError
+from featviz.io.files import atomic_write
 from featviz.models import LOGITS, ModelAdapter, load_model, place
 from featviz.models.hooks import capture
 from featviz.models.speed import fast_inference
@@ -228,6 +232,15 @@ def examples(
     bar = tqdm(total=len(indices), disable=not progress, desc=f"examples {adapter.name}", unit="img")
     try:
         with torch.inference_mode(), fast_inference(adapter, keep=names), capture(adapter, names) as cap:
+            if rank != 0:  # every shard bins its histograms as the first shard does, so that they add up
+                first = list(range(min(batch, len(source))))
+                for idx, images, _ in torch.utils.data.DataLoader(
+                    SourceDataset(source, size, first), batch_size=batch, num_workers=0, collate_fn=collate
+                ):
+                    if idx:
+                        acts = cap(images.to(dev))
+                        for name in names:
+                            _bins(state[name], as_grid(acts, name).float().cpu().flatten(2).amax(2))
             for idx, images, bad in loader:
                 skipped += [source[i].id for i in bad]
                 if idx:
@@ -276,10 +289,8 @@ def _update(ex: LayerExamples, grid: torch.Tensor, idx: torch.Tensor) -> None:
     ex.top.update(peak.T, index, pos)
     ex.bottom.update(peak.T, index, pos)  # the images whose strongest response is weakest
     ex.top_mean.update(mean.T, index, pos)
-    if ex.count == 0:  # histogram range per channel from the first batch, with room above
-        lo = torch.minimum(peak.min(0).values, torch.zeros(c))
-        hi = torch.maximum(peak.max(0).values * 2, lo + 1e-3)
-        ex.edges = torch.stack([torch.linspace(float(a), float(z), BINS + 1) for a, z in zip(lo, hi, strict=True)])
+    if not ex.edges.any():
+        _bins(ex, peak)
     ex.total += mean.sum(0)
     ex.max = torch.maximum(ex.max, peak.max(0).values)
     ex.firing += (peak > 0).float().sum(0)
@@ -287,6 +298,14 @@ def _update(ex: LayerExamples, grid: torch.Tensor, idx: torch.Tensor) -> None:
     bins = ((peak - lo) / (hi - lo) * BINS).long().clamp(0, BINS - 1)  # [B, C]
     ex.hist.scatter_add_(1, bins.T, torch.ones(c, b))
     ex.count += b
+
+
+def _bins(ex: LayerExamples, peak: torch.Tensor) -> None:
+    """The histograms' bins of every channel, from the spatial maxima ``[B, C]`` of the
+    source's first batch (the same on every shard), with room above."""
+    lo = torch.minimum(peak.min(0).values, torch.zeros(peak.shape[1]))
+    hi = torch.maximum(peak.max(0).values * 2, lo + 1e-3)
+    ex.edges = torch.stack([torch.linspace(float(a), float(z), BINS + 1) for a, z in zip(lo, hi, strict=True)])
 
 
 def merge(parts: Sequence[ExamplesResult]) -> ExamplesResult:
@@ -303,6 +322,8 @@ def merge(parts: Sequence[ExamplesResult]) -> ExamplesResult:
             out.total += p.total
             out.max = torch.maximum(out.max, p.max)
             out.firing += p.firing
+            if p.count and not torch.equal(p.edges, out.edges):
+                raise FeatvizError(f"the shards of {name}'s examples binned their histograms differently")
             out.hist += p.hist
             out.count += p.count
         layers[name] = out
@@ -327,3 +348,68 @@ def _empty_like(ex: LayerExamples) -> LayerExamples:
         torch.zeros(c, BINS),
         ex.edges.clone(),
     )
+
+
+#: The statistics of a layer kept as tensors, and the running lists with their tensors.
+_STATS = ("total", "max", "firing", "hist", "edges")
+_LISTS = ("top", "bottom", "top_mean")
+_LIST_TENSORS = ("values", "index", "pos")
+
+
+def save_examples(result: ExamplesResult, path: str | Path, **extra: Any) -> Path:
+    """Write ``result`` whole (every list, statistic, item and ``extra`` JSON field) to one
+    safetensors file: tensors and a JSON header, nothing that runs code when read back with
+    :func:`load_examples`."""
+    from safetensors.torch import save
+
+    tensors, layers = {}, {}
+    for name, ex in result.layers.items():
+        for stat in _STATS:
+            tensors[f"{name}/{stat}"] = getattr(ex, stat).contiguous()
+        for which in _LISTS:
+            top = getattr(ex, which)
+            for part in _LIST_TENSORS:
+                tensors[f"{name}/{which}/{part}"] = getattr(top, part).contiguous()
+        lists = {which: [getattr(ex, which).k, getattr(ex, which).largest] for which in _LISTS}
+        layers[name] = {"grid": list(ex.grid), "field": list(ex.field), "count": ex.count, "lists": lists}
+    meta = {
+        "model": result.model,
+        "source": result.source,
+        "items": [dataclasses.asdict(item) for item in result.items],
+        "size": result.size,
+        "k": result.k,
+        "skipped": result.skipped,
+        "seconds": result.seconds,
+        "layers": layers,
+        "extra": extra,
+    }
+    return atomic_write(path, save(tensors, metadata={"featviz": json.dumps(meta)}))
+
+
+def load_examples(path: str | Path) -> tuple[ExamplesResult, dict[str, Any]]:
+    """The examples :func:`save_examples` wrote, and its ``extra`` fields; a file that is not
+    one is refused in one line."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {})["featviz"])
+            tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 (safe_open is no dict)
+        layers = {}
+        for name, info in meta["layers"].items():
+            lists = {
+                which: TopK(*(tensors[f"{name}/{which}/{part}"] for part in _LIST_TENSORS), *info["lists"][which])
+                for which in _LISTS
+            }
+            stats = {stat: tensors[f"{name}/{stat}"] for stat in _STATS}
+            grid, box = tuple(info["grid"]), tuple(info["field"])
+            layers[name] = LayerExamples(
+                name, grid, box, lists["top"], lists["bottom"], lists["top_mean"], **stats, count=info["count"]
+            )
+        items = [Item(**{**i, "box": tuple(i["box"]) if i.get("box") else None}) for i in meta["items"]]
+        result = ExamplesResult(
+            meta["model"], meta["source"], items, meta["size"], meta["k"], layers, meta["skipped"], meta["seconds"]
+        )
+    except (OSError, KeyError, TypeError, ValueError, json.JSONDecodeError) as err:
+        raise FeatvizError(f"{path} is not a dataset-examples file of featviz ({type(err).__name__}: {err})") from None
+    return result, meta["extra"]

@@ -23,7 +23,6 @@ top-k); ranks write their own catalog part, merged by rank 0 at the end.
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -242,7 +241,7 @@ def render_units(
     the units' images (channel, negative, neuron, diversity); an exception it raises abandons
     the render between two steps, and nothing of these units is written (their files and
     catalog rows are written only once every image is rendered)."""
-    from featviz.examples import ExamplesResult
+    from featviz.examples import ExamplesResult, load_examples
 
     out = Path(out)
     catalog = Catalog(out / CATALOG)
@@ -252,8 +251,7 @@ def render_units(
         names = [entry["name"] for entry in catalog.layers()]
         if layer not in names:
             raise FeatvizError(f"{layer!r} is not a layer of this Microscope: expected one of {', '.join(names)}")
-        saved = torch.load(out / "examples.pt", weights_only=False)
-        found: ExamplesResult = saved["result"]
+        found: ExamplesResult = load_examples(_examples_file(out))[0]
         rec = Recipe.from_dict(meta["recipe"])
         position = names.index(layer)
         prev = names[position - 1] if position else None
@@ -326,15 +324,16 @@ def _examples(
     progress: bool,
 ) -> Any:
     """The dataset examples of every chosen layer: loaded when an earlier run wrote them with
-    the same settings, else one pass (a shard per rank, merged) written to ``examples.pt``."""
-    from featviz.examples import examples, merge
+    the same settings, else one pass (a shard per rank, merged) written to ``examples.safetensors``
+    (tensors and JSON: reading a folder someone sent runs none of its code)."""
+    from featviz.examples import examples, load_examples, merge, save_examples
 
-    path = out / "examples.pt"
+    path = _examples_file(out, missing_ok=True)
     key = {"layers": names, "data": str(data), "k": k, "size": size, "limit": limit}
     if path.exists():
-        saved = torch.load(path, weights_only=False)
-        if saved.get("key") == key:
-            return saved["result"]
+        found, extra = load_examples(path)
+        if extra.get("key") == key:
+            return found
     # Files are decoded in two DataLoader workers; the shipped crops are cut from photos in memory.
     workers = 0 if str(data) == "shipped" else 2
     part = examples(
@@ -347,10 +346,27 @@ def _examples(
         dist.all_gather_object(parts, part)
         part = merge(parts)
     if rank == 0:
-        buffer = io.BytesIO()
-        torch.save({"key": key, "result": part}, buffer)
-        atomic_write(path, buffer.getvalue())
+        save_examples(part, path, key=key)
     return part
+
+
+#: The dataset examples of a Microscope folder; a pickle of them (``examples.pt``, as an
+#: older build wrote) is refused, never read: a planted one would run its code.
+EXAMPLES = "examples.safetensors"
+PICKLED = "examples.pt"
+
+
+def _examples_file(out: Path, missing_ok: bool = False) -> Path:
+    """The folder's examples file, refusing a folder that holds a pickle of them."""
+    if (out / PICKLED).exists():
+        raise FeatvizError(
+            f"{out / PICKLED} is a pickle, which can run code when read: featviz does not read it. Delete it "
+            f"and build again (the examples are recomputed into {EXAMPLES})"
+        )
+    path = out / EXAMPLES
+    if not missing_ok and not path.is_file():
+        raise FeatvizError(f"{path} is missing: build the Microscope again to recompute its dataset examples")
+    return path
 
 
 def _has_dream(out: Path, layer: str) -> bool:

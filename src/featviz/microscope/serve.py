@@ -81,6 +81,7 @@ class Renderer:
         self.out, self.limit, self.device = Path(out), limit, device
         meta, self.channels = describe(self.out)
         self.model, self.warning = meta["model"], meta.get("warning")
+        self.load = meta.get("load")  # the build's weights file and labels, to render with the same model
         self.renders = 0
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
@@ -181,10 +182,10 @@ class Renderer:
     def _render(self, layer: str, channel: int) -> None:
         from featviz.microscope.build import render_units
         from featviz.microscope.site import write_site
-        from featviz.models import load_model, place
+        from featviz.models import load_again, place
 
         if self._adapter is None:
-            self._adapter = load_model(self.model)
+            self._adapter = load_again(self.model, self.load)
             place(self._adapter, self.model, self.device)
         if self._stop.is_set():
             raise Stopped

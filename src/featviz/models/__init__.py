@@ -2,7 +2,7 @@
 
 from featviz.models.adapter import INPUT, LOGITS, ModelAdapter
 from featviz.models.labels import Labels, imagenet_labels
-from featviz.models.zoo import DEFAULT_MODEL, available_models, load_model, place, resolve_device
+from featviz.models.zoo import DEFAULT_MODEL, available_models, load_again, load_model, place, resolve_device
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -12,6 +12,7 @@ __all__ = [
     "ModelAdapter",
     "available_models",
     "imagenet_labels",
+    "load_again",
     "load_model",
     "place",
     "resolve_device",

@@ -74,6 +74,9 @@ class ModelAdapter:
             prefix_tokens = getattr(module, "num_prefix_tokens", None)
         self.prefix_tokens = prefix_tokens
         self.trained = trained
+        #: how :func:`featviz.load_model` built it, JSON-ready, for a record to load it again
+        #: (:func:`featviz.models.zoo.load_again`); empty for a module passed in
+        self.source: dict[str, Any] = {}
         self._modules = dict(module.named_modules())
         self._layouts: dict[str, Any] | None = None
 

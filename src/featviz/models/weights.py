@@ -31,9 +31,38 @@ def is_weights_file(value: Any) -> bool:
     return isinstance(value, (str, Path)) and (Path(value).suffix.lower() in WEIGHT_SUFFIXES or Path(value).is_file())
 
 
-def load_weights_file(module: nn.Module, path: str | Path, name: str) -> None:
-    """Fill ``module`` with the tensors of ``path`` (a state dict, or a checkpoint holding one
-    under ``state_dict``, ``model`` or ``model_state``), refusing one that does not fit."""
+def fill(module: nn.Module, state: dict[str, torch.Tensor], path: str | Path, name: str) -> None:
+    """Load ``state`` (read from ``path``) into ``module``, refusing it in one line when it does not fit."""
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[:2]
+        raise FeatvizError(f"{path} does not fit {name}: {' '.join(first)}") from None
+
+
+def classes_in(module: nn.Module, state: dict[str, torch.Tensor]) -> int | None:
+    """The number of classes of a checkpoint trained from ``module``'s architecture with
+    another classifier (a model fine-tuned on 10 classes): when the only tensors whose shape
+    differs are those whose first axis is the module's number of outputs, and the file's all
+    have one other first axis, that number; else ``None`` (the file fits, or does not for
+    another reason, said when it is loaded).
+
+    >>> m = nn.Sequential(nn.Conv2d(3, 4, 1), nn.Flatten(), nn.Linear(4, 1000))
+    >>> classes_in(m, {**m.state_dict(), "2.weight": torch.zeros(10, 4), "2.bias": torch.zeros(10)})
+    10
+    """
+    own = module.state_dict()
+    differ = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
+    outputs = getattr(module, "num_classes", None) or 1000
+    if not differ or any(own[k].shape[0] != outputs or own[k].shape[1:] != state[k].shape[1:] for k in differ):
+        return None
+    found = {int(state[k].shape[0]) for k in differ}
+    return found.pop() if len(found) == 1 else None
+
+
+def read_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
+    """The state dict of ``path`` (a state dict, or a checkpoint holding one under
+    ``state_dict``, ``model`` or ``model_state``), read as tensors only."""
     path = Path(path)
     if not path.is_file():
         raise FeatvizError(f"weights file not found: {path} (expected a .pth, .pt or .safetensors state dict)")
@@ -55,12 +84,7 @@ def load_weights_file(module: nn.Module, path: str | Path, name: str) -> None:
             state = state[key]
     if not isinstance(state, dict):
         raise FeatvizError(f"{path} holds a {type(state).__name__}: expected a state dict of tensors")
-    state = {k.removeprefix("module."): v for k, v in state.items()}
-    try:
-        module.load_state_dict(state)
-    except RuntimeError as err:
-        first = str(err).strip().splitlines()[:2]
-        raise FeatvizError(f"{path} does not fit {name}: {' '.join(first)}") from None
+    return {k.removeprefix("module."): v for k, v in state.items()}
 
 
 def check_download(url: str, name: str, cached: bool) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -99,7 +101,14 @@ class RandomWeightsWarning(UserWarning):
 def _load_torchvision(arch: str, **kwargs: Any) -> ModelAdapter:
     import torchvision
 
-    from featviz.models.weights import check_download, is_weights_file, load_weights_file, torchvision_cached
+    from featviz.models.weights import (
+        check_download,
+        classes_in,
+        fill,
+        is_weights_file,
+        read_weights_file,
+        torchvision_cached,
+    )
 
     names = torchvision.models.list_models()
     if arch not in names:
@@ -116,17 +125,21 @@ def _load_torchvision(arch: str, **kwargs: Any) -> ModelAdapter:
         check_download(url, f"torchvision:{arch}", torchvision_cached(url))
     module = torchvision.models.get_model(arch, **kwargs)
     if weights_file is not None:
-        load_weights_file(module, weights_file, f"torchvision:{arch}")
+        state = read_weights_file(weights_file)
+        classes = classes_in(module, state)
+        if classes is not None:  # a checkpoint fine-tuned on other classes: its own classifier
+            module = torchvision.models.get_model(arch, **{**kwargs, "num_classes": classes})
+        fill(module, state, weights_file, f"torchvision:{arch}")
     if weights is None:
         warnings.warn(
             f"torchvision:{arch} has random weights: pass weights='DEFAULT' (--weights DEFAULT) for trained ones",
             RandomWeightsWarning,
             stacklevel=3,
         )
-    labels = imagenet_labels()
+    labels = imagenet_labels() if _outputs(module) == 1000 else None  # a fine-tuned file's classes are the user's
     if weights is not None and weights_file is None:
         meta = torchvision.models.get_model_weights(arch).verify(weights).meta
-        labels = type(labels)(meta["categories"]) if "categories" in meta else labels
+        labels = Labels(meta["categories"]) if "categories" in meta else labels
     return ModelAdapter(
         module.eval(),
         labels=labels,
@@ -134,6 +147,12 @@ def _load_torchvision(arch: str, **kwargs: Any) -> ModelAdapter:
         trained=weights is not None,
         **_torchvision_inputs(arch),
     )
+
+
+def _outputs(module: nn.Module) -> int | None:
+    """The number of outputs of a torchvision model's last linear layer (its classes)."""
+    last = [m for m in module.modules() if isinstance(m, nn.Linear)]
+    return last[-1].out_features if last else None
 
 
 def _torchvision_inputs(arch: str) -> dict[str, Any]:
@@ -164,7 +183,7 @@ def _load_timm(arch: str, **kwargs: Any) -> ModelAdapter:
 
     if not timm.is_model(arch):
         raise UnknownModelError(f"unknown timm model {arch!r}.{suggestion(arch, timm.list_models())}")
-    from featviz.models.weights import check_download, is_weights_file, load_weights_file, timm_source
+    from featviz.models.weights import check_download, classes_in, fill, is_weights_file, read_weights_file, timm_source
 
     weights_file = kwargs.pop("weights", None)
     if weights_file is not None and not is_weights_file(weights_file):
@@ -181,7 +200,11 @@ def _load_timm(arch: str, **kwargs: Any) -> ModelAdapter:
         )
     module = timm.create_model(arch, **kwargs)
     if weights_file is not None:
-        load_weights_file(module, weights_file, f"timm:{arch}")
+        state = read_weights_file(weights_file)
+        classes = classes_in(module, state)
+        if classes is not None:  # a checkpoint fine-tuned on other classes: its own classifier
+            module = timm.create_model(arch, **{**kwargs, "num_classes": classes})
+        fill(module, state, weights_file, f"timm:{arch}")
     cfg: dict[str, Any] = dict(getattr(module, "pretrained_cfg", None) or {})
     # a model built for another size (timm's img_size=) keeps its weights' size in pretrained_cfg
     built = kwargs.get("img_size")
@@ -253,11 +276,78 @@ def load_model(
         adapter = _load_by_name(model, **kwargs)
         if labels is not None:
             adapter.set_labels(labels)
+        adapter.source = _source(kwargs, labels)
     else:
         raise FeatvizError(f"expected a model name, an nn.Module or a ModelAdapter, got {type(model).__name__}")
     if device is not None:
         adapter.to(resolve_device(device))
     return adapter
+
+
+def _source(kwargs: dict[str, Any], labels: Any) -> dict[str, Any]:
+    """How a model loaded by name can be loaded again, JSON-ready: the factory's keyword
+    arguments (a weights file as its absolute path and SHA-256) and the labels (a file's
+    absolute path, else the names). A value JSON cannot hold is left out and named under
+    ``unrecorded``."""
+    from featviz.models.weights import is_weights_file
+
+    out: dict[str, Any] = {}
+    unrecorded = []
+    for key, value in kwargs.items():
+        if key == "weights" and is_weights_file(value):
+            path = Path(value).resolve()
+            out["weights"], out["weights_sha256"] = str(path), file_sha256(path)
+        elif _plain(value):
+            out[key] = list(value) if isinstance(value, tuple) else value
+        else:
+            unrecorded.append(key)
+    if isinstance(labels, (str, Path)):
+        out["labels"] = str(Path(labels).resolve())
+    elif labels is not None:
+        out["labels"] = list(labels.names if isinstance(labels, Labels) else labels)
+    if unrecorded:
+        out["unrecorded"] = unrecorded
+    return out
+
+
+def _plain(value: Any) -> bool:
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+def file_sha256(path: str | Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def load_again(name: str, source: dict[str, Any] | None = None) -> ModelAdapter:
+    """The model a record names, loaded as it was (``source``: the adapter's
+    :attr:`~featviz.models.ModelAdapter.source` the record kept): the same factory
+    arguments, weights file and labels. A weights file that changed since is refused, and so
+    is a source holding arguments that could not be recorded.
+
+    >>> load_again("efficientnet_lite0", {"labels": ["a"] * 1000}).labels.name(3)
+    'a'
+    """
+    given = dict(source or {})
+    if given.get("unrecorded"):
+        raise FeatvizError(
+            f"{name} was loaded with {', '.join(given['unrecorded'])} that its record could not keep: "
+            "pass the model again (model=...)"
+        )
+    digest = given.pop("weights_sha256", None)
+    labels = given.pop("labels", None)
+    if digest is not None:
+        path = Path(given["weights"])
+        if not path.is_file():
+            raise FeatvizError(f"the weights file {path} that {name} was loaded with is gone: pass the model again")
+        if file_sha256(path) != digest:
+            raise FeatvizError(
+                f"{path} changed since {name} was loaded from it (sha256 {digest[:12]}... expected): "
+                "the record's run used other weights"
+            )
+    return load_model(name, labels=labels, **given)
 
 
 def _load_by_name(name: str, **kwargs: Any) -> ModelAdapter:

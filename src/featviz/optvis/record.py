@@ -59,9 +59,16 @@ def check_fields(data: Any, schema: dict[str, tuple[str, ...]], where: str, opti
 
 def weights_fields(adapter: Any) -> dict[str, Any]:
     """What a record says of the model's weights: ``trained`` (``None``: a module passed in,
-    featviz cannot know) and, for random weights, a ``warning`` that every reader sees."""
+    featviz cannot know), for random weights a ``warning`` that every reader sees, and
+    ``load``: how a model loaded by name was loaded (weights file and its SHA-256, labels,
+    factory arguments; see :func:`featviz.models.load_again`), when not by its name alone."""
     note = getattr(adapter, "untrained_note", None)
-    return {"trained": getattr(adapter, "trained", None), **({"warning": note} if note else {})}
+    source = getattr(adapter, "source", None)
+    return {
+        "trained": getattr(adapter, "trained", None),
+        **({"warning": note} if note else {}),
+        **({"load": source} if source else {}),
+    }
 
 
 def make_record(kind: str, fields: dict[str, Any], *, seconds: float, status: str = "done") -> dict[str, Any]:

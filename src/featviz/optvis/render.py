@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from featviz.errors import FeatvizError, RenderError
-from featviz.models import INPUT, ModelAdapter
+from featviz.models import INPUT, ModelAdapter, load_again
 from featviz.models.hooks import Activations, capture
 from featviz.models.speed import fast_inference
 from featviz.optvis import objectives as O
@@ -199,8 +199,10 @@ def replay(
     if "callbacks" not in objects:
         kwargs["callbacks"] = [_replay_callback(d) for d in spec.callbacks]
     kwargs.setdefault("device", "cpu" if spec.device == "cpu" else "auto")
+    if model is None:
+        model = load_again(spec.model, spec.load) if spec.load else spec.model
     plan = resolve(
-        model if model is not None else spec.model,
+        model,
         objective if objective is not None else objective_of(spec),
         recipe=spec.recipe,
         seed=spec.seed,

@@ -69,11 +69,14 @@ class RunSpec:
     param_seed: int | None = None
     callbacks: tuple[dict[str, Any], ...] = ()
     needs: tuple[str, ...] = ()
+    load: dict[str, Any] | None = None  # how the model was loaded by name (weights, labels), if not by name alone
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out.update(recipe=self.recipe.to_dict(), size=list(self.size), callbacks=list(self.callbacks))
         out["needs"] = list(self.needs)
+        if self.load is None:
+            del out["load"]
         return out
 
     @classmethod
@@ -103,6 +106,7 @@ class RunSpec:
             param_seed=record.get("param_seed"),
             callbacks=tuple(record.get("callbacks", ())),
             needs=tuple(record.get("needs", ())),
+            load=record.get("load"),
         )
 
 
@@ -119,8 +123,9 @@ _RECORD_FIELDS: dict[str, tuple[str, ...]] = {
     "param_seed": (INTEGER, "null"),
     "callbacks": (LIST,),
     "needs": (LIST,),
+    "load": (MAPPING,),
 }
-_OPTIONAL = ("unit_form", "device", "init", "param_seed", "callbacks", "needs")
+_OPTIONAL = ("unit_form", "device", "init", "param_seed", "callbacks", "needs", "load")
 
 
 @dataclass
@@ -204,6 +209,7 @@ def resolve(
         param_seed=param.seed if param is not None else None,
         callbacks=described,
         needs=tuple(needs),
+        load=adapter.source or None,
     )
     spec = dataclasses.replace(spec, device=str(dev), recipe=_renamed(rec, get_recipe(recipe)))
     return _build(spec, adapter, obj, param, tfm, optimizer, photo, cbs, dev)
