@@ -112,6 +112,9 @@ _SAME_RUN = ("model", "unit", "unit_form", "recipe", "seed", "batch", "size", "i
 @click.version_option(package_name="featviz")
 def main() -> None:
     """Feature visualization for PyTorch vision models."""
+    from featviz.models.speed import hold_heap
+
+    hold_heap(True)  # its own process: a render's freed memory stays in the heap between steps
 
 
 class _UnitCommand(click.Command):

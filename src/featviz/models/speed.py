@@ -7,15 +7,19 @@ layout CPUs' and GPUs' convolution kernels prefer. :func:`fast_inference` applie
 restores the caller's model on exit, also when the block raised. It is separate from
 :func:`featviz.models.hooks.capture`, which only hooks layers.
 
-On a CPU it also holds freed memory in the process's heap for the block (:func:`held_heap`):
+On a CPU it can also hold freed memory in the process's heap for the block (:func:`held_heap`):
 every step allocates and frees the same large activations, and glibc's malloc by default
 hands blocks of that size back to the system and takes them again, page by page, each step.
+That changes a setting of the whole process (glibc's malloc thresholds, shared with every other
+library in it), so it happens only when asked: :func:`hold_heap` (the ``featviz`` command line
+asks, being its own process) or ``FEATVIZ_HOLD_HEAP=1``.
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
+import os
 import threading
 import weakref
 from collections.abc import Iterable, Iterator
@@ -39,6 +43,20 @@ _HELD = 1 << 30  # 1 GiB: a render's blocks stay in the heap, freed memory is ke
 _AFTER_TRIM, _AFTER_MMAP = 64 << 20, 32 << 20  # glibc's own limits once it has seen large blocks freed
 _heap_lock = threading.Lock()
 _heap_depth = 0
+_heap_wanted = os.environ.get("FEATVIZ_HOLD_HEAP", "").lower() in ("1", "true", "yes")
+
+
+def hold_heap(on: bool = True) -> bool:
+    """Whether :func:`fast_inference` holds freed memory in the heap on a CPU (:func:`held_heap`)
+    from now on; returns the previous setting. Off by default in a library: it changes glibc's
+    malloc settings for the whole process while a render runs.
+
+    >>> before = hold_heap(True); hold_heap(before)
+    True
+    """
+    global _heap_wanted
+    before, _heap_wanted = _heap_wanted, bool(on)
+    return before
 
 
 @functools.cache
@@ -105,7 +123,7 @@ def fast_inference(
     layouts: list[tuple[torch.Tensor, torch.Tensor]] = []
     with ExitStack() as stack:
         try:
-            if adapter.device.type == "cpu":
+            if adapter.device.type == "cpu" and _heap_wanted:
                 stack.enter_context(held_heap())
             module.eval()
             for p, _ in grad_flags:
