@@ -18,6 +18,7 @@ import featviz
 from featviz.cli import main
 from featviz.optvis.param import PixelImage
 from featviz.optvis.transforms import Compose, RandomRoll
+from featviz.optvis.units import objective_from_repr
 
 
 def test_passed_objects_are_recorded_as_what_ran_and_replay_exactly(lite0):
@@ -36,6 +37,21 @@ def test_passed_objects_are_recorded_as_what_ran_and_replay_exactly(lite0):
     again = featviz.replay(json.loads(json.dumps(rec)), progress=False)
     assert torch.equal(again.images, result.images)
     assert again.record["recipe"] == rec["recipe"] and again.record["param"] == rec["param"]
+
+
+def test_a_direction_objective_is_recorded_whole_and_replays(lite0):
+    """A direction in activation space (a random one of blocks.4's 112 channels) keeps every
+    value in its record, exactly, so the record replays to the same pixels."""
+    vector = torch.randn(112, generator=torch.Generator().manual_seed(0))
+    objective = featviz.direction("blocks.4", vector, cossim_pow=1.0) - 0.05 * featviz.l2()
+    result = featviz.render(lite0, objective, steps=3, size=64, progress=False)
+    rec = json.loads(json.dumps(result.record))
+    assert rec["unit_form"] == "repr" and rec["unit"].startswith("direction('blocks.4', [")
+    read = objective_from_repr(rec["unit"])
+    assert repr(read) == repr(objective)  # float32 values printed and read back exactly
+    assert float(result.curve[-1].mean()) > float(result.curve[0].mean())
+    again = featviz.replay(rec, progress=False)
+    assert torch.equal(again.images, result.images)
 
 
 def test_transforms_and_callbacks_passed_in_are_recorded_and_replayed(lite0):

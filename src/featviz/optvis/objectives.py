@@ -284,10 +284,11 @@ def direction(
             dot = dot * cos.clamp(min=0.1) ** cossim_pow
         return dot.flatten(1).mean(1)
 
-    name = f"direction({_args(layer, f'<{vec.numel()} values>', batch=batch)}" + (
+    # every value in the name, so that a record's objective reads back (float32 values print exactly)
+    name = f"direction({_args(layer, vec.tolist(), batch=batch)}" + (
         f", cossim_pow={cossim_pow!r})" if cossim_pow else ")"
     )
-    return _make(fn, [layer], name.replace("'<", "<").replace(">'", ">"), batch)
+    return _make(fn, [layer], name, batch)
 
 
 def channels(

@@ -276,6 +276,7 @@ _CONSTRUCTORS: dict[str, Any] = {
     "class_logit": obj.class_logit,
     "class_probability": obj.class_probability,
     "channels": obj.channels,
+    "direction": obj.direction,
     "diversity": obj.diversity,
     "l1": obj.l1,
     "l2": obj.l2,
