@@ -56,6 +56,7 @@ PUBLIC = [
     "neuron",
     "parse_objective",
     "parse_unit",
+    "register",
     "render",
     "replay",
     "save",

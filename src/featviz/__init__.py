@@ -47,9 +47,11 @@ from featviz.optvis.objectives import (
 )
 from featviz.optvis.param import FourierImage, MacoImage, PixelImage
 from featviz.optvis.recipes import RECIPES, Recipe, get_recipe
-from featviz.optvis.render import RenderResult, render, replay
+from featviz.optvis.registry import register
+from featviz.optvis.render import RenderResult, render
 from featviz.optvis.spec import RunSpec
 from featviz.optvis.units import parse_objective, parse_unit
+from featviz.replays import replay
 from featviz.zoom import ZoomResult, zoom
 
 try:
@@ -105,6 +107,7 @@ __all__ = [
     "layer",
     "load_image",
     "load_model",
+    "register",
     "load_record",
     "microscope",
     "neuron",

@@ -22,14 +22,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from featviz.errors import FeatvizError, UnitError
+from featviz.errors import FeatvizError, UnitError, shorten
 from featviz.io.grid import make_grid
 from featviz.io.store import TileStore
-from featviz.models import ModelAdapter, load_model
+from featviz.models import ModelAdapter, load_model, place
 from featviz.models.layers import output_shape
 from featviz.optvis.recipes import DEFAULT_RECIPE, Recipe, get_recipe
-from featviz.optvis.record import make_record, weights_fields
+from featviz.optvis.record import INTEGER, LIST, MAPPING, TEXT, make_record, weights_fields
 from featviz.optvis.render import render
+from featviz.optvis.replaying import check_record, replay_device, replay_model
 from featviz.optvis.spec import check_recipe
 
 ChannelsLike = str | range | Sequence[int] | None
@@ -132,6 +133,7 @@ def atlas(
     )
     check_recipe(rec)
     chans = parse_channels(channels, layer_channels(adapter, layer, size))
+    dev = place(adapter, adapter, device)  # where each batch's render runs: it is handed the adapter
     # What a saved tile must match to be reused.
     key = {"model": adapter.name, "layer": layer, "recipe": rec.to_dict(), "seed": seed, "size": size}
     store = TileStore(Path(out_dir) / TILES, key) if out_dir is not None else None
@@ -158,6 +160,7 @@ def atlas(
     grid = make_grid([tiles[c] for c in chans], [str(c) for c in chans], columns=columns, crop=crop)
     fields = dict(key, channels=chans, batch=batch, crop=crop, scores=[scores[c] for c in chans])
     fields.update(rendered=len(rendered), loaded=len(loaded), **weights_fields(adapter))
+    fields.update(columns=columns, device=str(dev))  # for a replay
     record = make_record("atlas", fields, seconds=time.perf_counter() - start)
     if out_dir is not None:
         from featviz.io.records import write_record
@@ -178,3 +181,50 @@ def _load_tiles(
         tiles[c], scores[c] = item[0], float(item[1]["image_score"])
         loaded.append(c)
     return loaded
+
+
+_RECORD_FIELDS: dict[str, tuple[str, ...]] = {
+    "model": (TEXT,),
+    "layer": (TEXT,),
+    "channels": (LIST,),
+    "recipe": (MAPPING,),
+    "seed": (INTEGER,),
+    "size": (INTEGER,),
+    "batch": (INTEGER,),
+    "crop": (INTEGER,),
+    "columns": (INTEGER, "null"),
+    "device": (TEXT,),
+    "load": (MAPPING,),
+}
+
+
+def replay_atlas(
+    record: dict[str, Any],
+    *,
+    model: str | nn.Module | ModelAdapter | None = None,
+    out_dir: str | Path | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> AtlasResult:
+    """Render again the atlas a record describes (see :func:`featviz.replay`): the same tiles
+    and grid on the machine that made them. Every tile is rendered again, unless ``out_dir``
+    (where the tiles are written, as by :func:`atlas`) already holds some of this atlas."""
+    check_record(record, "atlas", _RECORD_FIELDS, optional=("load",))
+    chans = record["channels"]
+    if not chans or not all(type(c) is int for c in chans):
+        raise FeatvizError(f"the record's atlas.channels is {shorten(chans)}: expected a list of channel indices")
+    dev = replay_device(record, device)
+    return atlas(
+        replay_model(record, model, dev),
+        record["layer"],
+        chans,
+        batch=record["batch"],
+        recipe=Recipe.from_dict(record["recipe"]),
+        size=record["size"],
+        seed=record["seed"],
+        crop=record["crop"],
+        columns=record["columns"],
+        out_dir=out_dir,
+        device=dev,
+        progress=progress,
+    )

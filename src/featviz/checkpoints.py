@@ -17,12 +17,13 @@ from typing import Any
 
 import torch
 
-from featviz.errors import FeatvizError
+from featviz.errors import FeatvizError, shorten
 from featviz.io.grid import make_grid
 from featviz.models import load_model
 from featviz.optvis.recipes import DEFAULT_RECIPE, Recipe
-from featviz.optvis.record import make_record
+from featviz.optvis.record import INTEGER, LIST, MAPPING, TEXT, make_record
 from featviz.optvis.render import RenderResult, render
+from featviz.optvis.replaying import check_record, replay_device
 
 
 @dataclass
@@ -87,7 +88,47 @@ def across_checkpoints(
         "size": first["size"],
         "scores": [float(r.final[0]) for r in renders],
         "renders": [{k: v for k, v in r.record.items() if k != "curve"} for r in renders],
+        "device": first["device"],  # for a replay
     }
     record = make_record("checkpoints", fields, seconds=time.perf_counter() - start)
     grid = make_grid(images, labels, columns=len(labels))
     return CheckpointsResult(images, renders, grid, record)
+
+
+_RECORD_FIELDS: dict[str, tuple[str, ...]] = {
+    "model": (TEXT,),
+    "unit": (TEXT,),
+    "checkpoints": (LIST,),
+    "recipe": (MAPPING,),
+    "seed": (INTEGER,),
+    "device": (TEXT,),
+}
+
+
+def replay_checkpoints(
+    record: dict[str, Any], *, device: str | torch.device | None = None, progress: bool = True
+) -> CheckpointsResult:
+    """Render again the strip a record describes (see :func:`featviz.replay`), from the same
+    checkpoint files: a file changed since (its SHA-256 differs) or gone is refused. The
+    record's recipe is the first render's, as it ran (steps and size folded in)."""
+    check_record(record, "checkpoints", _RECORD_FIELDS)
+    files = record["checkpoints"]
+    if not files or not all(isinstance(f, dict) and {"path", "sha256"} <= set(f) for f in files):
+        raise FeatvizError(f"the record's checkpoints is {shorten(files)}: expected a list of {{path, sha256}}")
+    for f in files:
+        if not Path(f["path"]).is_file():
+            raise FeatvizError(f"the checkpoint {f['path']} that the record names is gone: the strip cannot replay")
+        if digest_file(f["path"]) != f["sha256"]:
+            raise FeatvizError(
+                f"{f['path']} changed since the record was made (sha256 {f['sha256']}... expected): "
+                "the record's run used other weights"
+            )
+    return across_checkpoints(
+        record["model"],
+        record["unit"],
+        [f["path"] for f in files],
+        recipe=Recipe.from_dict(record["recipe"]),
+        seed=record["seed"],
+        device=replay_device(record, device),
+        progress=progress,
+    )

@@ -27,9 +27,11 @@ from featviz.data.photos import load_image, resize
 from featviz.errors import FeatvizError, ImageError
 from featviz.models import ModelAdapter, load_model, place
 from featviz.optvis.objectives import Objective
+from featviz.optvis.param.images import digest
 from featviz.optvis.recipes import DREAM
-from featviz.optvis.record import make_record, weights_fields
+from featviz.optvis.record import INTEGER, LIST, MAPPING, NUMBER, TEXT, make_record, weights_fields
 from featviz.optvis.render import render, score_images
+from featviz.optvis.replaying import check_record, replay_device, replay_model, single_objective
 from featviz.optvis.spec import check_memory
 from featviz.optvis.units import parse_objective
 
@@ -121,6 +123,7 @@ def dream(
     dev = place(adapter, model, device)
     obj = parse_objective(unit_or_layer, adapter) if isinstance(unit_or_layer, str) else unit_or_layer
     photo = _photo(image)
+    photo_digest = digest(photo)
     height, width = _shape(photo, size)
     sizes = octave_sizes(height, width, octaves, octave_scale, adapter.min_size)
     recipe = DREAM.replace(steps=steps, lr=lr, transforms=(("roll", {"pixels": int(jitter)}),))
@@ -164,6 +167,14 @@ def dream(
         "lr": lr,
         "jitter": jitter,
         "seed": seed,
+        # What a replay needs besides the above: the arguments as given, the photo's digest
+        # (a file changed since is refused) and the device.
+        "unit_form": "unit" if isinstance(unit_or_layer, str) else "repr",
+        "octave_count": octaves,
+        "longer_side": size,
+        "image_digest": photo_digest,
+        "needs": [] if isinstance(image, (str, Path)) else ["image"],
+        "device": str(dev),
         "score_before": before,
         "score_after": after,
         "renders": records,
@@ -171,3 +182,61 @@ def dream(
     }
     record = make_record("dream", fields, seconds=time.perf_counter() - start)
     return DreamResult(img[0], photo, before, after, sizes, torch.cat(curves), record)
+
+
+_RECORD_FIELDS: dict[str, tuple[str, ...]] = {
+    "model": (TEXT,),
+    "image": (TEXT,),
+    "unit": (TEXT,),
+    "unit_form": (TEXT,),
+    "octave_count": (INTEGER,),
+    "octave_scale": (NUMBER,),
+    "longer_side": (INTEGER, "null"),
+    "steps": (INTEGER,),
+    "lr": (NUMBER,),
+    "jitter": (INTEGER,),
+    "seed": (INTEGER,),
+    "image_digest": (TEXT,),
+    "needs": (LIST,),
+    "device": (TEXT,),
+    "load": (MAPPING,),
+}
+
+
+def replay_dream(
+    record: dict[str, Any],
+    *,
+    model: str | nn.Module | ModelAdapter | None = None,
+    objective: str | Objective | None = None,
+    image: ImageLike | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> DreamResult:
+    """Dream again what a dream's record describes (see :func:`featviz.replay`): the same
+    pixels on the machine that made it. A photo the record names (a file, ``skimage:NAME``)
+    is loaded again and must be the same; a photo passed as a tensor is asked for (``image=``)."""
+    check_record(record, "dream", _RECORD_FIELDS, optional=("load",))
+    if image is None:
+        if "image" in record["needs"]:
+            raise FeatvizError(
+                f"the dream started from a photo passed as a {record['image']}, which a record cannot "
+                "rebuild: pass it again (image=...) to replay"
+            )
+        image = record["image"]
+        if digest(_photo(image)) != record["image_digest"]:
+            raise FeatvizError(f"the photo {image} is not the one the dream started from (its digest differs)")
+    dev = replay_device(record, device)
+    return dream(
+        replay_model(record, model, dev),
+        image,
+        single_objective(record, objective),
+        octaves=record["octave_count"],
+        octave_scale=record["octave_scale"],
+        steps=record["steps"],
+        lr=record["lr"],
+        jitter=record["jitter"],
+        size=record["longer_side"],
+        seed=record["seed"],
+        device=dev,
+        progress=progress,
+    )

@@ -17,8 +17,9 @@ from featviz.errors import FeatvizError
 from featviz.models import ModelAdapter, load_model
 from featviz.optvis.objectives import Objective
 from featviz.optvis.recipes import DEFAULT_RECIPE, Recipe, get_recipe
-from featviz.optvis.record import make_record, weights_fields
+from featviz.optvis.record import INTEGER, LIST, MAPPING, NUMBER, TEXT, make_record, weights_fields
 from featviz.optvis.render import render
+from featviz.optvis.replaying import check_record, replay_device, replay_model, replay_objective
 
 
 @dataclass
@@ -135,7 +136,56 @@ def zoom(
         "size": size,
         "seed": seed,
         "scores": scores,
+        "unit_form": first.record["unit_form"],  # how a replay reads "unit" back
+        "device": first.record["device"],
         **weights_fields(adapter),
     }
     record = make_record("zoom", fields, seconds=time.perf_counter() - start)
     return ZoomResult(out, scores, record)
+
+
+_RECORD_FIELDS: dict[str, tuple[str, ...]] = {
+    "model": (TEXT,),
+    "unit": (TEXT, LIST),
+    "unit_form": (TEXT,),
+    "recipe": (MAPPING,),
+    "frames": (INTEGER,),
+    "factor": (NUMBER,),
+    "first_steps": (INTEGER,),
+    "steps_per_frame": (INTEGER,),
+    "fade": (NUMBER,),
+    "size": (INTEGER,),
+    "seed": (INTEGER,),
+    "device": (TEXT,),
+    "load": (MAPPING,),
+}
+
+
+def replay_zoom(
+    record: dict[str, Any],
+    *,
+    model: str | nn.Module | ModelAdapter | None = None,
+    objective: Any = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> ZoomResult:
+    """Zoom again as a zoom's record describes (see :func:`featviz.replay`): the same frames
+    on the machine that made them. The record's recipe is the first frame's, as it ran (its
+    steps, learning rate and size folded in)."""
+    check_record(record, "zoom", _RECORD_FIELDS, optional=("load",))
+    recipe = Recipe.from_dict(record["recipe"])
+    dev = replay_device(record, device)
+    return zoom(
+        replay_model(record, model, dev),
+        replay_objective(record, objective),
+        frames=record["frames"],
+        factor=record["factor"],
+        steps_per_frame=record["steps_per_frame"],
+        fade=record["fade"],
+        first_steps=record["first_steps"],
+        size=record["size"],
+        recipe=recipe,
+        seed=record["seed"],
+        device=dev,
+        progress=progress,
+    )

@@ -382,3 +382,42 @@ def batched(objectives: Sequence[Objective]) -> Objective:
 
     names = ", ".join(repr(o) for o in objs[:4]) + (f", ... ({len(objs)} in all)" if len(objs) > 4 else "")
     return Objective(fn, layers, f"batched([{names}])")
+
+
+def from_function(fn: Callable[[Activations], torch.Tensor], adapter: Any) -> Objective:
+    """An objective from a plain function of the activations (``acts["blocks.4"]`` is that
+    layer's output, ``acts["logits"]`` the logits): a score per image, or one number. The
+    layers it reads are found by calling it once on a probe (a grey image through
+    ``adapter``, each layer captured when the function asks for it), so that a render
+    captures those and stops the forward pass after the deepest. A record names it by its
+    ``__qualname__``; a replay asks for it again.
+
+    >>> import featviz
+    >>> model = featviz.load_model()
+    >>> o = from_function(lambda acts: acts["blocks.2"][:, 5].mean((1, 2)), model)
+    >>> o.layers, repr(o)
+    (('blocks.2',), '<function <lambda>>')
+    """
+    from featviz.models.hooks import capture
+
+    asked: list[str] = []
+    side = adapter.input_size if adapter.fixed_size else max(64, adapter.min_size)
+    grey = torch.full((1, 3, side, side), 0.5, device=adapter.device)
+
+    class Probe(Activations):
+        def __missing__(self, key: str) -> torch.Tensor:
+            name = adapter.layer_name(key)  # an unknown layer is refused, naming the nearest
+            with capture(adapter, [name]) as cap:
+                self[key] = cap(grey)[name]
+            asked.append(name)
+            return self[key]
+
+    with torch.no_grad():
+        score = fn(Probe(adapter))
+    if not isinstance(score, torch.Tensor) or score.numel() not in (1,) or not asked:
+        what = f"a tensor of shape {tuple(score.shape)}" if isinstance(score, torch.Tensor) else type(score).__name__
+        raise UnitError(
+            f"an objective function returns a score per image (or one number) from the activations it reads, "
+            f"got {what}{'' if asked else ' reading no layer'}"
+        )
+    return Objective(fn, asked, f"<function {getattr(fn, '__qualname__', type(fn).__name__)}>")

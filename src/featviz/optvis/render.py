@@ -30,11 +30,12 @@ from featviz.optvis.spec import (
     OptimizerLike,
     Plan,
     RunSpec,
+    TransformLike,
     build_param,
     objective_of,
     resolve,
 )
-from featviz.optvis.transforms import Resize, Transform
+from featviz.optvis.transforms import Resize
 
 _NAN_CHECK_EVERY = 16
 
@@ -79,7 +80,7 @@ def render(
     *,
     recipe: str | Recipe = DEFAULT_RECIPE,
     param: Parameterization | None = None,
-    transforms: Transform | None = None,
+    transforms: TransformLike | None = None,
     optimizer: OptimizerLike | None = None,
     lr: float | None = None,
     steps: int | None = None,
@@ -96,9 +97,15 @@ def render(
     """Optimize images to maximize ``objective`` and return them with their record.
 
     ``objective`` is an :class:`~featviz.optvis.objectives.Objective`, a unit string such as
-    ``"blocks.5:51"`` or ``"logits:hen"``, or a list of those (one image per unit, one
-    forward pass per step for all). Explicit arguments and objects override the recipe's
-    values; the record says what ran (:mod:`featviz.optvis.spec`). ``init`` is a photo to
+    ``"blocks.5:51"`` or ``"logits:hen"``, a function of the activations
+    (``lambda acts: acts["blocks.4"][:, 7].mean((1, 2))``), or a list of those (one image per
+    unit, one forward pass per step for all). Explicit arguments and objects override the
+    recipe's values; the record says what ran (:mod:`featviz.optvis.spec`). ``transforms``
+    takes a :class:`~featviz.optvis.transforms.Transform`, a list, or any module or function
+    of an image batch; ``optimizer`` a name (featviz's, ``torch.NAME``, a registered one), a
+    ``torch.optim`` class, a function of the parameters, or a torch optimizer built on
+    ``param``'s tensors. Pieces registered with :func:`featviz.register` are recorded by name
+    and replay. ``init`` is a photo to
     start from (a ``[3, H, W]`` tensor, a file or ``skimage:NAME``). ``record_every=k`` keeps
     the images every k steps (and the last) in ``result.frames``. ``redirect_relu=n``
     redirects ReLU gradients for the first n steps (:mod:`featviz.optvis.redirect`), so that
@@ -163,7 +170,8 @@ def replay(
     objective: ObjectiveLike | None = None,
     **objects: Any,
 ) -> RenderResult:
-    """Render again what a run record describes (the JSON written beside a render's image).
+    """Render again what a render's run record describes (the JSON written beside its image);
+    :func:`featviz.replay` takes the records of every tool and hands a render's to this.
 
     On the machine that made it, the pixels are the same. Parts the record could only name
     (listed in its ``needs``: a model given as a module, a photo given as a tensor, a custom
@@ -181,7 +189,8 @@ def replay(
     unknown = sorted(set(objects) - allowed)
     if unknown:
         raise FeatvizError(f"replay takes model, objective and {', '.join(sorted(allowed))}; got {unknown}")
-    missing = [n for n in spec.needs if n not in objects]
+    given = {**objects, **({"objective": objective} if objective is not None else {})}
+    missing = [n for n in spec.needs if n not in given]
     if missing:
         raise FeatvizError(
             f"the record names {', '.join(missing)} passed as objects it cannot rebuild: pass "

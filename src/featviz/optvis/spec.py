@@ -31,10 +31,11 @@ from featviz.optvis.param.images import digest
 from featviz.optvis.param.spectrum import natural_spectrum, spectrum_of
 from featviz.optvis.recipes import DEFAULT_RECIPE, Recipe, get_recipe
 from featviz.optvis.record import INTEGER, LIST, MAPPING, TEXT, check_fields
-from featviz.optvis.transforms import Compose, Resize, Transform
+from featviz.optvis.transforms import Compose, FunctionTransform, Resize, Transform
 from featviz.optvis.units import objective_from_repr, parse_objective
 
-ObjectiveLike = O.Objective | str | Sequence[O.Objective | str]
+ObjectiveLike = O.Objective | str | Callable[..., torch.Tensor] | Sequence[O.Objective | str]
+TransformLike = Transform | Callable[[torch.Tensor], torch.Tensor] | Sequence[Any]
 OptimizerLike = str | Callable[[list[nn.Parameter]], Any]
 ModelLike = str | nn.Module | ModelAdapter
 
@@ -150,7 +151,7 @@ def resolve(
     *,
     recipe: str | Recipe = DEFAULT_RECIPE,
     param: Parameterization | None = None,
-    transforms: Transform | None = None,
+    transforms: TransformLike | None = None,
     optimizer: OptimizerLike | None = None,
     lr: float | None = None,
     steps: int | None = None,
@@ -170,7 +171,7 @@ def resolve(
     check_recipe(rec)
     obj, units = to_objective(objective, adapter)
     unit, unit_form = describe_unit(objective)
-    needs: list[str] = []
+    needs: list[str] = ["objective"] if unit_form == "function" else []
     if param is not None:
         rec, batch, shape = _fold_param(rec, param, batch, size, needs)
     else:
@@ -186,7 +187,10 @@ def resolve(
     rec, tfm = _fold_transforms(rec, transforms, needs)
     dev = place(adapter, model, device)
     check_memory(adapter, tfm, shape, batch, dev)
-    if optimizer is not None and not isinstance(optimizer, str):
+    named = _optimizer_name(optimizer, param) if optimizer is not None and not isinstance(optimizer, str) else None
+    if named is not None:  # a torch.optim or registered class, or a torch optimizer of the param's tensors
+        rec = rec.replace(**named)
+    elif optimizer is not None and not isinstance(optimizer, str):
         rec = rec.replace(optimizer=CUSTOM + getattr(optimizer, "__qualname__", type(optimizer).__name__))
         needs.append("optimizer")
     elif optimizer is not None:
@@ -250,7 +254,11 @@ def to_objective(objective: ObjectiveLike, adapter: ModelAdapter) -> tuple[O.Obj
     if isinstance(objective, Sequence) and objective:
         objs = [to_objective(o, adapter)[0] for o in objective]
         return O.batched(objs), len(objs)
-    raise FeatvizError(f"expected an Objective, a unit string or a list of them, got {objective!r}")
+    if callable(objective):
+        return O.from_function(objective, adapter), 1
+    raise FeatvizError(
+        f"expected an Objective, a unit string, a function of the activations or a list of them, got {objective!r}"
+    )
 
 
 def describe_unit(objective: ObjectiveLike) -> tuple[str | list[str], str]:
@@ -265,6 +273,8 @@ def describe_unit(objective: ObjectiveLike) -> tuple[str | list[str], str]:
         return objective, "unit"
     if isinstance(objective, O.Objective):
         return repr(objective), "repr"
+    if callable(objective) and not isinstance(objective, Sequence):
+        return f"<function {getattr(objective, '__qualname__', type(objective).__name__)}>", "function"
     items = list(objective)
     if all(isinstance(o, str) for o in items):
         return [str(o) for o in items], "unit"
@@ -275,6 +285,8 @@ def objective_of(spec: RunSpec) -> ObjectiveLike:
     """The objective a spec names, ready for :func:`resolve`."""
     if spec.unit_form == "unit":
         return spec.unit
+    if spec.unit_form == "function":
+        raise FeatvizError(f"the record's objective was the function {spec.unit}: pass it again (objective=...)")
     if isinstance(spec.unit, list):
         return [objective_from_repr(u) for u in spec.unit]
     return objective_from_repr(spec.unit)
@@ -335,9 +347,10 @@ def check_recipe(rec: Recipe) -> None:
         raise FeatvizError(f"steps must be at least 1, got {rec.steps}")
     if not rec.lr > 0:
         raise FeatvizError(f"the learning rate must be positive, got {rec.lr}")
-    if not rec.optimizer.startswith(CUSTOM) and rec.optimizer not in OPTIMIZERS:
+    if not rec.optimizer.startswith(CUSTOM) and rec.optimizer not in OPTIMIZERS and not _torch_optimizer(rec.optimizer):
         raise FeatvizError(
-            f"unknown optimizer {rec.optimizer!r}: expected one of {', '.join(OPTIMIZERS)} or a callable"
+            f"unknown optimizer {rec.optimizer!r}: expected one of {', '.join(OPTIMIZERS)}, torch.NAME (a "
+            "torch.optim class), a registered name or a callable"
         )
     if rec.lr_schedule not in SCHEDULES:
         raise FeatvizError(f"unknown lr_schedule {rec.lr_schedule!r}: expected one of {', '.join(SCHEDULES)}")
@@ -405,17 +418,33 @@ def _fit_crops(rec: Recipe, adapter: ModelAdapter, obj: O.Objective) -> Recipe:
     return rec.replace(transforms=tuple(fitted))
 
 
-def _fold_transforms(rec: Recipe, transforms: Transform | None, needs: list[str]) -> tuple[Recipe, Transform]:
+def _fold_transforms(rec: Recipe, transforms: TransformLike | None, needs: list[str]) -> tuple[Recipe, Transform]:
     if transforms is None:
         return rec, rec.build_transforms()
-    if not isinstance(transforms, Transform):
-        raise FeatvizError(f"transforms must be a featviz Transform (a Compose, say), got {type(transforms).__name__}")
+    transforms = as_transform(transforms)
     try:
         specs = tuple(transforms.specs())
     except FeatvizError:
         needs.append("transforms")
         return rec.replace(transforms=((CUSTOM + "transforms", {"repr": repr(transforms)}),)), transforms
     return rec.replace(transforms=specs), transforms
+
+
+def as_transform(given: Any) -> Transform:
+    """A featviz :class:`Transform` of what a caller passes as ``transforms=``: a Transform,
+    a list of transforms (applied in order), or any ``nn.Module`` or function of an image
+    batch (``[B, 3, H, W]`` in, images out; random ones draw from torch's global generator,
+    so a seed reproduces them only when set before the render)."""
+    if isinstance(given, Transform):
+        return given
+    if isinstance(given, (list, tuple)):
+        return Compose([as_transform(t) for t in given])
+    if callable(given):
+        return FunctionTransform(given)
+    raise FeatvizError(
+        f"transforms must be a featviz Transform, an nn.Module, a function of an image batch or a list of them, "
+        f"got {type(given).__name__}"
+    )
 
 
 def _init(init: torch.Tensor | str | None, needs: list[str]) -> tuple[torch.Tensor | None, dict[str, Any] | None]:
@@ -474,10 +503,69 @@ def folder_spectrum(folder: str, height: int, width: int) -> torch.Tensor:
 def make_optimizer(
     optimizer: OptimizerLike, params: list[nn.Parameter], lr: float, options: dict[str, Any] | None = None
 ) -> Any:
-    """The optimizer a recipe names (:mod:`featviz.optvis.optim`), or what a callable builds."""
-    if callable(optimizer):
-        return optimizer(params)
-    return OPTIMIZERS[optimizer](params, lr=lr, **dict(options or {}))
+    """The optimizer a recipe names (:mod:`featviz.optvis.optim`, ``torch.NAME`` for a
+    ``torch.optim`` class, a registered one), what a callable builds, or a torch optimizer
+    made by the caller for the parameterization's tensors."""
+    import torch.optim
+
+    given: Any = optimizer
+    if isinstance(given, torch.optim.Optimizer):
+        return given
+    a_class = isinstance(given, type) and (issubclass(given, torch.optim.Optimizer) or given in OPTIMIZERS.values())
+    if callable(given) and not a_class:
+        return given(params)
+    cls: Any = given if isinstance(given, type) else _torch_optimizer(given) or OPTIMIZERS[given]
+    try:
+        return cls(params, lr=lr, **dict(options or {}))
+    except TypeError as err:
+        raise FeatvizError(f"optimizer {optimizer!r} does not take {dict(options or {})}: {err}") from None
+
+
+def _optimizer_name(optimizer: Any, param: Parameterization | None) -> dict[str, Any] | None:
+    """The recipe fields that name ``optimizer`` so that a replay builds it again: a
+    ``torch.optim`` class as ``torch.NAME``, a registered class by its name, and a torch
+    optimizer made for ``param``'s tensors as its class with its learning rate and the
+    options it was given; ``None`` for anything else (a function, an unregistered class)."""
+    import inspect
+
+    import torch.optim
+
+    cls: Any = type(optimizer) if isinstance(optimizer, torch.optim.Optimizer) else optimizer
+    name = next((k for k, v in OPTIMIZERS.items() if v is cls), None)
+    if name is None and isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer):
+        short = str(cls.__name__)
+        name = f"torch.{short}" if getattr(torch.optim, short, None) is cls else None
+    if name is None:
+        return None
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        return {"optimizer": name}
+    mine = {id(p) for p in (param.parameters() if param is not None else ())}
+    theirs = [p for group in optimizer.param_groups for p in group["params"]]
+    if not theirs or any(id(p) not in mine for p in theirs) or len(optimizer.param_groups) != 1:
+        raise FeatvizError(
+            f"a {cls.__name__} instance must hold the tensors of the param= passed with it, in one group: pass "
+            f"param= too, or the class (torch.optim.{cls.__name__}) or a function of the parameters"
+        )
+    group = optimizer.param_groups[0]
+    defaults = {k: v.default for k, v in inspect.signature(cls.__init__).parameters.items()}
+    options = {
+        k: v
+        for k, v in group.items()
+        if k not in ("params", "lr", "initial_lr")
+        and k in defaults
+        and v != defaults[k]
+        and isinstance(v, (int, float, bool))
+    }
+    return {"optimizer": name, "lr": float(group["lr"]), "optimizer_kwargs": options}
+
+
+def _torch_optimizer(name: str) -> Any:
+    """The ``torch.optim`` class ``torch.NAME`` names, else None."""
+    import torch.optim
+
+    prefix, _, attr = name.partition(".")
+    found = getattr(torch.optim, attr, None) if prefix == "torch" else None
+    return found if isinstance(found, type) and issubclass(found, torch.optim.Optimizer) else None
 
 
 def make_schedule(opt: Any, rec: Recipe) -> Cosine | None:

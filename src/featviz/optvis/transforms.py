@@ -85,6 +85,25 @@ class Compose(Transform):
         return h, w
 
 
+class FunctionTransform(Transform):
+    """Any function or ``nn.Module`` of an image batch as a transform (its record names it
+    only: a replay asks for it again; register a :class:`Transform` class to replay by name)."""
+
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        out = self.fn(images)
+        if not isinstance(out, torch.Tensor) or out.dim() != 4 or out.shape[:2] != images.shape[:2]:
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise FeatvizError(f"the transform {self.fn!r} turned a batch {tuple(images.shape)} into {got}")
+        return out
+
+    def __repr__(self) -> str:
+        return f"FunctionTransform({getattr(self.fn, '__qualname__', type(self.fn).__name__)})"
+
+
 class Geometric(Transform):
     """A transform that is a (random) affine resampling. Consecutive ones inside a
     :class:`Compose` are fused into a single ``grid_sample``: one interpolation instead of
