@@ -27,6 +27,7 @@ from featviz.errors import (
 )
 from featviz.examples import ExamplesResult, examples
 from featviz.explain import Explanation, explain
+from featviz.groups import GroupsResult, groups
 from featviz.io.records import load_record, save
 from featviz.models import DEFAULT_MODEL, Labels, ModelAdapter, imagenet_labels, load_model
 from featviz.models.hooks import capture
@@ -70,6 +71,7 @@ __all__ = [
     "Explanation",
     "FeatvizError",
     "FourierImage",
+    "GroupsResult",
     "ImageError",
     "Labels",
     "MacoImage",
@@ -101,6 +103,7 @@ __all__ = [
     "examples",
     "explain",
     "get_recipe",
+    "groups",
     "imagenet_labels",
     "l1",
     "l2",
