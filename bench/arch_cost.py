@@ -158,7 +158,8 @@ def measure(key: str, args: argparse.Namespace) -> Iterator[dict[str, object]]:
         adapter = featviz.load_model(name)
     plain = copy.deepcopy(adapter.module).eval().requires_grad_(False)
     bare_adapter = featviz.load_model(plain, mean=adapter.mean, std=adapter.std, input_size=adapter.input_size)
-    sizes = [adapter.input_size] + ([] if adapter.fixed_size or adapter.input_size == 128 else [128])
+    small = [] if args.native or adapter.fixed_size or adapter.input_size == 128 else [128]
+    sizes = [adapter.input_size, *small]
     units = [f"{layer}:0", CLASS]
     for size in sizes:
         contenders = {unit: bare_calls(adapter, plain, layer, unit, size) for unit in units}
@@ -195,8 +196,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--tuned", action="store_true", help="bare model folded + channels-last, as the loop runs it")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--native", action="store_true", help="each model at its input size only (no 128 px row)")
     args = ap.parse_args()
     torch.set_num_threads(min(args.threads, torch.get_num_threads()))
+    # Random weights (no download here) can drive deep activations into subnormal floats, which
+    # a CPU computes many times slower; trained weights do not. Flushed for render and bare alike.
+    torch.set_flush_denormal(True)
     start = time.perf_counter()
     bare = "frozen, folded + channels-last" if args.tuned else "frozen, as users write it"
     print(f"machine: {machine()}; load average at the start {_load()}")

@@ -8,7 +8,7 @@ render a channel, a neuron and a class, dataset examples, a Microscope of two un
     python bench/matrix.py --errors           # each failure's message under the table
 
 A command that fails gets a ✗ and its one-line reason (with ``--errors``); the table is what
-the README's models table is made from.
+the models table of docs/guide/models.md is made from.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The architecture matrix: the models that ``tests/test_matrix.py`` runs every command on
-and that ``bench/matrix.py`` tabulates for the README, with random weights, at the smallest
+and that ``bench/matrix.py`` tabulates for docs/guide/models.md, with random weights, at the smallest
 sizes they allow. One definition of the list and of how each command is called, so that the
 table and the test can never describe different runs.
 

@@ -3,7 +3,7 @@ torchvision CNNs, ViTs with class, distillation and register tokens, a CLIP towe
 Mixer, LeViT and a classifier of one's own), random weights, at the smallest sizes the
 models allow: render a channel, a neuron and a class, dataset examples, a Microscope of two
 units, explain. Each model is built once (a module-scoped fixture, one model alive at a
-time); ``bench/matrix.py`` prints the same runs as the README's table."""
+time); ``bench/matrix.py`` prints the same runs as the models table of docs/guide/models.md."""
 
 from __future__ import annotations
 
