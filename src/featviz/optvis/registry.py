@@ -80,13 +80,22 @@ def register(kind: str, name: str | None = None, *, replace: bool = False) -> Ca
             raise FeatvizError(f"a {kind} registers under a name that is an identifier, got {key!r}")
         table = tables()[kind]
         known = table.get(key)
-        if known is not None and not replace and getattr(known, "__wrapped__", known) is not component:
+        if known is not None and not replace and not _same(getattr(known, "__wrapped__", known), component):
             raise FeatvizError(f"the {kind} name {key!r} is taken by {known!r}: choose another or pass replace=True")
         built = _prepare(kind, key, component)
         table[key] = built
         return built  # type: ignore[no-any-return]
 
     return decorate
+
+
+def _same(known: Any, component: Any) -> bool:
+    """Whether ``component`` is ``known`` or its definition run again (a notebook cell or a
+    module reloaded: the same module and qualified name), which replaces it."""
+    return known is component or (
+        getattr(known, "__module__", None) == getattr(component, "__module__", 0)
+        and getattr(known, "__qualname__", None) == getattr(component, "__qualname__", 0)
+    )
 
 
 def _prepare(kind: str, key: str, component: Any) -> Any:
