@@ -114,8 +114,7 @@ def _prepare(kind: str, key: str, component: Any) -> Any:
         return component
     if kind == "param":
         _subclass(component, Parameterization, kind)
-        if not _sets_settings(component):
-            _keep_arguments(component, skip=("size", "batch", "generator", "init"))
+        _keep_arguments(component, skip=("size", "batch", "generator", "init"))
         return component
     if kind == "optimizer":
         if not (inspect.isclass(component) and issubclass(component, (TorchOptimizer, Optimizer))):
@@ -143,17 +142,10 @@ def _own(cls: type, base: type) -> set[str]:
     return names
 
 
-def _sets_settings(cls: Any) -> bool:
-    """Whether a parameterization's own ``__init__`` fills ``self.settings``."""
-    try:
-        return "self.settings" in inspect.getsource(cls.__init__)
-    except (OSError, TypeError):
-        return False
-
-
 def _keep_arguments(cls: Any, skip: tuple[str, ...]) -> None:
     """Wrap ``cls.__init__`` so an instance keeps the arguments it was built with: as a
-    transform's ``settings()``, or a parameterization's ``settings`` (and its start's seed)."""
+    transform's ``settings()``, or a parameterization's ``settings`` (and its start's seed)
+    when its own ``__init__`` left them empty."""
     from featviz.optvis.param import Parameterization
     from featviz.optvis.param.images import generator_seed
 
@@ -169,12 +161,14 @@ def _keep_arguments(cls: Any, skip: tuple[str, ...]) -> None:
         bound.apply_defaults()
         seed = generator_seed(bound.arguments.get("generator"))  # before the start draws from it
         values = {k: v for k, v in list(bound.arguments.items())[1:] if k not in skip}
+        init(self, *args, **kwargs)
+        if param and self.settings:  # the class says itself what builds it again
+            return
         other = sorted(k for k, v in values.items() if not _plain(v))
         if other:
             raise FeatvizError(
                 f"{cls.__name__}'s arguments {other} are not numbers, text or lists: a record cannot keep them"
             )
-        init(self, *args, **kwargs)
         if param:
             self.settings, self.seed = values, seed
         else:
