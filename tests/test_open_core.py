@@ -5,7 +5,10 @@ transform, and torch.optim's optimizers (class or instance) run and replay."""
 
 from __future__ import annotations
 
+import inspect
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -99,6 +102,40 @@ def test_torch_optimizers_and_plain_transforms(lite0):
 
     flip = featviz.render(lite0, "blocks.2:5", transforms=[torch.nn.Identity(), lambda x: x.flip(-1)], steps=3, size=64)
     assert flip.record["needs"] == ["transforms"] and flip.curve[-1, 0] > flip.curve[0, 0]
+
+
+def test_render_takes_a_recipe_and_overrides(lite0):
+    params = list(inspect.signature(featviz.render).parameters.values())
+    assert [p.name for p in params] == ["model", "objective", "recipe", "overrides"]
+    assert params[-1].kind is inspect.Parameter.VAR_KEYWORD
+
+    recipe = featviz.RECIPES["fast"].replace(steps=3, size=48)
+    result = featviz.render(
+        lite0, "blocks.2:5", recipe, lr_schedule="constant", penalties=[(0.05, "tv")], progress=False
+    )
+    rec = result.record["recipe"]
+    assert (rec["steps"], rec["size"], rec["lr_schedule"], rec["penalties"]) == (3, 48, "constant", [[0.05, "tv"]])
+    assert torch.equal(_again(result).images, result.images)
+    with pytest.raises(featviz.FeatvizError, match="render takes no stepz.*Did you mean: 'steps'"):
+        featviz.render(lite0, "blocks.2:5", recipe, stepz=3)
+
+
+def test_the_built_in_optimizers_are_torch_optims_that_leave_dynamo_unimported():
+    """adam, sgd, nadam, adamw and normalized are torch.optim.Optimizer subclasses
+    (``isinstance`` of torch's own class) whose steps do not import torch._dynamo (~3 s)."""
+    code = (
+        "import sys, torch, featviz\n"
+        "from featviz.optvis.optim import OPTIMIZERS\n"
+        "r = featviz.render('efficientnet_lite0', 'blocks.1:3', steps=2, size=64, optimizer='adam',"
+        " lr_schedule='cosine', progress=False)\n"
+        "for name, cls in OPTIMIZERS.items():\n"
+        "    p = torch.nn.Parameter(torch.ones(3)); o = cls([p], lr=0.1); p.sum().backward(); o.step(); o.zero_grad()\n"
+        "    assert isinstance(o, torch.optim.Optimizer), name\n"
+        "assert isinstance(OPTIMIZERS['adam']([torch.nn.Parameter(torch.ones(1))], lr=1), torch.optim.Adam)\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_a_taken_name_or_an_unknown_kind_is_refused():

@@ -1,200 +1,143 @@
-"""The render loop's optimizers, stepped through ``torch.optim``'s functional updates.
+"""The render loop's optimizers: ``torch.optim``'s own classes, named for recipes.
 
-Building a ``torch.optim.Optimizer`` imports ``torch._dynamo`` (about 1.2 s on a CPU, a
-quarter of a ``featviz render`` command's start-up); the functional forms
-(``torch.optim.adam.adam`` and its siblings) do the same arithmetic -- the same kernels, so
-the same bits -- without it. These classes keep just what the loop uses: ``step``,
-``zero_grad`` and ``param_groups[0]["lr"]`` for the learning-rate schedule. A callable
-passed as ``optimizer=`` may still return any ``torch.optim.Optimizer``.
+``adam``, ``adamw``, ``nadam`` and ``sgd`` are ``torch.optim.Adam``, ``AdamW``, ``NAdam`` and
+``SGD`` (subclasses that are ``isinstance`` of them, with their ``state_dict``, parameter
+groups and learning-rate schedulers); ``normalized`` is DeepDream's step as a
+``torch.optim.Optimizer``. One thing differs: ``torch.optim`` wraps ``step``,
+``zero_grad`` and ``add_param_group`` in hooks for ``torch.compile``, whose first call
+imports ``torch._dynamo`` (about 3 s on a 2-core CPU, more than the rest of a
+``featviz render`` command's start-up). The render loop never compiles its optimizer, so these
+classes call the unwrapped methods -- the same code, the same kernels, the same bits.
+Any other ``torch.optim.Optimizer`` class or instance passed as ``optimizer=`` is used as given.
 """
 
 from __future__ import annotations
 
-import math
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
 import torch
+import torch.optim
+from torch.optim.lr_scheduler import CosineAnnealingLR
 
 from featviz.errors import FeatvizError
 
 
-class Optimizer:
-    """One parameter group; ``defaults`` are the options a recipe may set
-    (``optimizer_kwargs``), with the values torch.optim uses."""
+def _without_compile_hooks(cls: type[torch.optim.Optimizer]) -> type[torch.optim.Optimizer]:
+    """``cls`` with ``torch.optim``'s own methods, minus the ``torch.compile`` wrappers."""
+    base = next(b for b in cls.__mro__[1:] if b.__module__.startswith("torch.optim"))
+    cls.add_param_group = torch.optim.Optimizer.add_param_group.__wrapped__  # type: ignore[attr-defined,method-assign]
+    cls.zero_grad = torch.optim.Optimizer.zero_grad.__wrapped__  # type: ignore[attr-defined,method-assign]
+    if "step" not in cls.__dict__:
+        cls.step = torch.no_grad()(base.step.__wrapped__)  # type: ignore[attr-defined,method-assign]
+    return cls
 
-    defaults: dict[str, Any] = {}
 
-    def __init__(self, params: Sequence[torch.Tensor], lr: float, **options: Any) -> None:
-        unknown = sorted(set(options) - set(self.defaults))
-        if unknown:
-            raise FeatvizError(
-                f"optimizer {self.name!r} does not take the options {unknown}: expected some of {sorted(self.defaults)}"
-            )
-        self.params = [p for p in params if p.requires_grad]
-        self.options = {**self.defaults, **options}
-        self.param_groups = [{"params": self.params, "lr": float(lr), **self.options}]
-        self.state: dict[str, list[Any]] = {}
+class _Named:
+    """The recipe's name and the options it may set (``optimizer_kwargs``), checked on the way in."""
 
     name = ""
 
-    @property
-    def lr(self) -> float:
-        return float(self.param_groups[0]["lr"])
+    def __init__(self, params: Any, lr: float, **options: Any) -> None:
+        allowed = _options(type(self))
+        unknown = sorted(set(options) - set(allowed))
+        if unknown:
+            raise FeatvizError(
+                f"optimizer {self.name!r} does not take the options {unknown}: expected some of {sorted(allowed)}"
+            )
+        super().__init__(params, lr=lr, **self._extra(options))  # type: ignore[call-arg]
 
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        for p in self.params:
-            if set_to_none:
-                p.grad = None
-            elif p.grad is not None:
-                p.grad.zero_()
-
-    @torch.no_grad()
-    def step(self) -> None:
-        """One update of every parameter that has a gradient."""
-        live = [p for p in self.params if p.grad is not None]
-        if live:
-            self._update(live, [p.grad for p in live])  # type: ignore[misc]
-
-    def _update(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:  # pragma: no cover
-        raise NotImplementedError
-
-    def _moments(self, params: list[torch.Tensor]) -> list[list[torch.Tensor]]:
-        """Adam's state: first and second moments and the step count, per parameter."""
-        return [
-            self._buffers("exp_avg", params),
-            self._buffers("exp_avg_sq", params),
-            self._buffers("step", params, True),
-        ]
-
-    def _buffers(self, key: str, like: list[torch.Tensor], scalar: bool = False) -> list[torch.Tensor]:
-        if key not in self.state:
-            self.state[key] = [
-                torch.zeros((), dtype=torch.float32, device=p.device) if scalar else torch.zeros_like(p) for p in like
-            ]
-        return self.state[key]
+    def _extra(self, options: dict[str, Any]) -> dict[str, Any]:
+        return options
 
 
-class Adam(Optimizer):
-    """``torch.optim.Adam`` (``AdamW`` with ``decoupled_weight_decay``), fused into one kernel
-    where the device has it (~3x cheaper per step on a CPU than the unfused update)."""
+def _options(cls: type) -> dict[str, Any]:
+    """The keyword options of an optimizer class's constructor, with their defaults."""
+    base = next(b for b in cls.__mro__ if b.__module__.startswith("torch.optim") and b is not torch.optim.Optimizer)
+    skip = {"self", "params", "lr", "foreach", "fused", "capturable", "differentiable"}
+    return {k: p.default for k, p in inspect.signature(base).parameters.items() if k not in skip}
+
+
+@_without_compile_hooks
+class Adam(_Named, torch.optim.Adam):
+    """``torch.optim.Adam``, fused into one kernel where the device has it (~3x cheaper per
+    step on a CPU than the unfused update)."""
 
     name = "adam"
-    defaults = {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0, "amsgrad": False, "maximize": False}
-    decoupled = False
-    fused: bool | None = None
 
-    def _update(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
-        o = self.options
-        exp_avg, exp_avg_sq, steps = self._moments(params)
-        max_exp_avg_sq = self._buffers("max_exp_avg_sq", params) if o["amsgrad"] else []
-        args = (params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq, steps)
-        kwargs = {
-            "amsgrad": o["amsgrad"],
-            "beta1": o["betas"][0],
-            "beta2": o["betas"][1],
-            "lr": self.lr,
-            "weight_decay": o["weight_decay"],
-            "eps": o["eps"],
-            "maximize": o["maximize"],
-            "decoupled_weight_decay": self.decoupled,
-        }
-        from torch.optim.adam import adam
-
-        if self.fused is None:
-            self.fused = all(p.dtype in (torch.float32, torch.float64) for p in params)
-        if self.fused:
-            try:
-                adam(*args, foreach=False, fused=True, **kwargs)
-                return
-            except RuntimeError:  # a device without the fused kernel: the plain update from now on
-                self.fused = False
-        adam(*args, foreach=False, fused=False, **kwargs)
+    def _extra(self, options: dict[str, Any]) -> dict[str, Any]:
+        return {**options, "fused": True}
 
 
-class AdamW(Adam):
+@_without_compile_hooks
+class AdamW(_Named, torch.optim.AdamW):
+    """``torch.optim.AdamW`` (decoupled weight decay), fused as :class:`Adam` is."""
+
     name = "adamw"
-    defaults = {**Adam.defaults, "weight_decay": 1e-2}
-    decoupled = True
+
+    def _extra(self, options: dict[str, Any]) -> dict[str, Any]:
+        return {**options, "fused": True}
 
 
-class NAdam(Optimizer):
+@_without_compile_hooks
+class NAdam(_Named, torch.optim.NAdam):
     """``torch.optim.NAdam`` (Nesterov momentum in Adam)."""
 
     name = "nadam"
-    defaults = {
-        "betas": (0.9, 0.999),
-        "eps": 1e-8,
-        "weight_decay": 0.0,
-        "momentum_decay": 4e-3,
-        "decoupled_weight_decay": False,
-    }
-
-    def _update(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
-        from torch.optim.nadam import nadam
-
-        o = self.options
-        if "mu_product" not in self.state:
-            self.state["mu_product"] = [torch.ones((), dtype=torch.float32, device=p.device) for p in params]
-        exp_avg, exp_avg_sq, steps = self._moments(params)
-        nadam(
-            params,
-            grads,
-            exp_avg,
-            exp_avg_sq,
-            self.state["mu_product"],
-            steps,
-            decoupled_weight_decay=o["decoupled_weight_decay"],
-            foreach=False,
-            beta1=o["betas"][0],
-            beta2=o["betas"][1],
-            lr=self.lr,
-            weight_decay=o["weight_decay"],
-            momentum_decay=o["momentum_decay"],
-            eps=o["eps"],
-        )
 
 
-class SGD(Optimizer):
+@_without_compile_hooks
+class SGD(_Named, torch.optim.SGD):
     """``torch.optim.SGD``, with momentum and Nesterov when asked."""
 
     name = "sgd"
-    defaults = {"momentum": 0.0, "dampening": 0.0, "nesterov": False, "weight_decay": 0.0, "maximize": False}
-
-    def _update(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
-        from torch.optim.sgd import sgd
-
-        o = self.options
-        buffers = self.state.setdefault("momentum_buffer", [None] * len(params))
-        sgd(params, grads, buffers, foreach=False, lr=self.lr, **{k: o[k] for k in self.defaults})
 
 
-class NormalizedSGD(Optimizer):
+@_without_compile_hooks
+class NormalizedSGD(torch.optim.Optimizer):
     """Gradient steps divided by the gradient's mean magnitude: every step moves a pixel by
     ``lr`` on average, whatever the objective's scale (DeepDream's step)."""
 
     name = "normalized"
-    defaults = {"eps": 1e-8}
 
-    def _update(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
-        for p, g in zip(params, grads, strict=True):
-            p.add_(g / (g.abs().mean() + self.options["eps"]), alpha=-self.lr)
+    def __init__(self, params: Any, lr: float, eps: float = 1e-8) -> None:
+        super().__init__(params, {"lr": lr, "eps": eps})
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> None:  # type: ignore[override]
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.add_(p.grad / (p.grad.abs().mean() + group["eps"]), alpha=-group["lr"])
 
 
-OPTIMIZERS: dict[str, type[Optimizer]] = {c.name: c for c in (Adam, SGD, NAdam, AdamW, NormalizedSGD)}
+_fused_ok: dict[str, bool] = {}
 
 
-class Cosine:
+def build(cls: Any, params: Sequence[torch.Tensor], lr: float, options: dict[str, Any]) -> Any:
+    """``cls(params, lr=lr, **options)``; a fused class on a device without its fused
+    kernel (or for half-precision tensors) falls back to the plain update."""
+    if cls in (Adam, AdamW):
+        device = params[0].device.type if params else "cpu"
+        if _fused_ok.get(device, True) and all(p.dtype in (torch.float32, torch.float64) for p in params):
+            try:
+                return cls(params, lr=lr, **options)
+            except RuntimeError:
+                _fused_ok[device] = False
+        plain: Any = _without_compile_hooks(type(cls.__name__, (cls.__mro__[2],), {"name": cls.name}))
+        return plain(params, lr=lr, **options)
+    return cls(params, lr=lr, **options)
+
+
+OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+    c.name: c  # type: ignore[attr-defined]
+    for c in (Adam, SGD, NAdam, AdamW, NormalizedSGD)
+}
+
+
+def cosine(opt: torch.optim.Optimizer, steps: int, final: float) -> CosineAnnealingLR:
     """The learning rate annealed from ``lr`` to ``lr * final`` over ``steps`` steps, half a
-    cosine (``torch.optim.lr_scheduler.CosineAnnealingLR``'s curve, computed in closed form)."""
-
-    def __init__(self, opt: Any, steps: int, final: float) -> None:
-        self.opt, self.steps, self.t = opt, max(int(steps), 1), 0
-        self.start = float(opt.param_groups[0]["lr"])
-        self.end = self.start * float(final)
-
-    def step(self) -> None:
-        self.t = min(self.t + 1, self.steps)
-        lr = self.end + (self.start - self.end) * (1 + math.cos(math.pi * self.t / self.steps)) / 2
-        for group in self.opt.param_groups:
-            group["lr"] = lr
+    cosine (``torch.optim.lr_scheduler.CosineAnnealingLR``)."""
+    lr = float(opt.param_groups[0]["lr"])
+    return CosineAnnealingLR(opt, T_max=max(int(steps), 1), eta_min=lr * float(final))

@@ -102,7 +102,6 @@ def _prepare(kind: str, key: str, component: Any) -> Any:
     """The component as its table keeps it: checked, named, its arguments recorded."""
     from torch.optim import Optimizer as TorchOptimizer
 
-    from featviz.optvis.optim import Optimizer
     from featviz.optvis.param import Parameterization
     from featviz.optvis.transforms import Transform
 
@@ -117,7 +116,7 @@ def _prepare(kind: str, key: str, component: Any) -> Any:
         _keep_arguments(component, skip=("size", "batch", "generator", "init"))
         return component
     if kind == "optimizer":
-        if not (inspect.isclass(component) and issubclass(component, (TorchOptimizer, Optimizer))):
+        if not (inspect.isclass(component) and issubclass(component, TorchOptimizer)):
             raise FeatvizError(f"an optimizer registers as a torch.optim.Optimizer class, got {component!r}")
         return component
     if kind == "objective":

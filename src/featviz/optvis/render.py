@@ -5,12 +5,13 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from typing_extensions import Unpack
 
 from featviz.errors import FeatvizError, RenderError
 from featviz.models import INPUT, ModelAdapter, load_again
@@ -18,7 +19,6 @@ from featviz.models.hooks import Activations, capture
 from featviz.models.speed import fast_inference
 from featviz.optvis import objectives as O
 from featviz.optvis.callbacks import Callback, RecordFrames, StepState
-from featviz.optvis.param import Parameterization
 from featviz.optvis.param.images import digest
 from featviz.optvis.recipes import DEFAULT_RECIPE, Recipe
 from featviz.optvis.record import make_record, weights_fields
@@ -27,11 +27,11 @@ from featviz.optvis.spec import (
     CALLBACKS,
     ModelLike,
     ObjectiveLike,
-    OptimizerLike,
+    Overrides,
     Plan,
     RunSpec,
-    TransformLike,
     build_param,
+    check_overrides,
     objective_of,
     resolve,
 )
@@ -74,25 +74,19 @@ class RenderResult:
         )
 
 
+class RenderOptions(Overrides, total=False):
+    """:class:`~featviz.optvis.spec.Overrides`, and how the loop reports: ``record_every``
+    and ``progress``."""
+
+    record_every: int | None
+    progress: bool | None
+
+
 def render(
     model: ModelLike,
     objective: ObjectiveLike,
-    *,
     recipe: str | Recipe = DEFAULT_RECIPE,
-    param: Parameterization | None = None,
-    transforms: TransformLike | None = None,
-    optimizer: OptimizerLike | None = None,
-    lr: float | None = None,
-    steps: int | None = None,
-    size: int | Sequence[int] | None = None,
-    redirect_relu: int | None = None,
-    batch: int | None = None,
-    init: torch.Tensor | str | None = None,
-    seed: int = 0,
-    device: str | torch.device = "auto",
-    callbacks: Sequence[Callback] = (),
-    record_every: int = 0,
-    progress: bool = True,
+    **overrides: Unpack[RenderOptions],
 ) -> RenderResult:
     """Optimize images to maximize ``objective`` and return them with their record.
 
@@ -117,23 +111,9 @@ def render(
     (torch.Size([1, 3, 64, 64]), 0, 'adam')
     """
     start = time.perf_counter()
-    plan = resolve(
-        model,
-        objective,
-        recipe=recipe,
-        param=param,
-        transforms=transforms,
-        optimizer=optimizer,
-        lr=lr,
-        steps=steps,
-        size=size,
-        redirect_relu=redirect_relu,
-        batch=batch,
-        init=init,
-        seed=seed,
-        device=device,
-        callbacks=callbacks,
-    )
+    given = check_overrides(dict(overrides), tuple(RenderOptions.__annotations__))
+    record_every, progress = given.pop("record_every", 0), given.pop("progress", True)
+    plan = resolve(model, objective, recipe, **given)
     return run(plan, record_every=record_every, progress=progress, start=start)
 
 

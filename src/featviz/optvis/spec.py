@@ -16,16 +16,17 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 from torch import nn
+from typing_extensions import Unpack
 
-from featviz.errors import FeatvizError
+from featviz.errors import FeatvizError, suggestion
 from featviz.models import ModelAdapter, load_model, place
 from featviz.optvis import objectives as O
 from featviz.optvis.callbacks import BlurEvery, Callback, RecordFrames
-from featviz.optvis.optim import OPTIMIZERS, Cosine
+from featviz.optvis.optim import OPTIMIZERS, build, cosine
 from featviz.optvis.param import FourierImage, MacoImage, Parameterization, PixelImage
 from featviz.optvis.param.images import digest
 from featviz.optvis.param.spectrum import natural_spectrum, spectrum_of
@@ -138,36 +139,70 @@ class Plan:
     objective: O.Objective  # the unit's objective with the recipe's penalties
     param: Parameterization
     transforms: Transform
-    optimizer: Any  # featviz.optvis.optim.Optimizer, or a torch.optim.Optimizer from a callable
-    schedule: Cosine | None
+    optimizer: Any  # a torch.optim.Optimizer
+    schedule: Any  # a torch.optim.lr_scheduler.LRScheduler, or None
     callbacks: list[Callback]
     generator: torch.Generator
     device: torch.device
 
 
+class Overrides(TypedDict, total=False):
+    """What :func:`resolve` (and :func:`featviz.render`) take besides the model, the objective
+    and the recipe. Recipe fields (``steps``, ``lr``, ``size``, ``lr_schedule``, ``penalties``...)
+    replace the recipe's; ``param``, ``transforms`` and ``optimizer`` take a name or an object;
+    the rest say how to run (``batch``, ``init``, ``seed``, ``device``, ``callbacks``).
+    ``None`` is the same as not given."""
+
+    param: Parameterization | str | None
+    param_kwargs: dict[str, Any] | None
+    transforms: TransformLike | None
+    optimizer: OptimizerLike | None
+    optimizer_kwargs: dict[str, Any] | None
+    lr: float | None
+    lr_schedule: str | None
+    lr_final: float | None
+    steps: int | None
+    size: int | Sequence[int] | None
+    penalties: Sequence[tuple[float, str]] | None
+    blur_every: int | None
+    blur_sigma: float | None
+    redirect_relu: int | None
+    batch: int | None
+    init: torch.Tensor | str | None
+    seed: int | None
+    device: str | torch.device | None
+    callbacks: Sequence[Callback] | None
+
+
+def check_overrides(given: dict[str, Any], known: Sequence[str]) -> dict[str, Any]:
+    """``given`` without the ``None`` values (not given); a name not in ``known`` is refused
+    with the nearest names."""
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise FeatvizError(
+            f"render takes no {', '.join(unknown)}: it takes {', '.join(sorted(known))}."
+            + suggestion(unknown[0], known)
+        )
+    return {k: v for k, v in given.items() if v is not None}
+
+
 def resolve(
-    model: ModelLike,
-    objective: ObjectiveLike,
-    *,
-    recipe: str | Recipe = DEFAULT_RECIPE,
-    param: Parameterization | None = None,
-    transforms: TransformLike | None = None,
-    optimizer: OptimizerLike | None = None,
-    lr: float | None = None,
-    steps: int | None = None,
-    size: int | Sequence[int] | None = None,
-    redirect_relu: int | None = None,
-    batch: int | None = None,
-    init: torch.Tensor | str | None = None,
-    seed: int = 0,
-    device: str | torch.device = "auto",
-    callbacks: Sequence[Callback] = (),
+    model: ModelLike, objective: ObjectiveLike, recipe: str | Recipe = DEFAULT_RECIPE, **overrides: Unpack[Overrides]
 ) -> Plan:
     """Check everything, fold it into one :class:`RunSpec` and build the run's objects."""
+    given = check_overrides(dict(overrides), tuple(Overrides.__annotations__))
+    param = given.pop("param", None)
+    transforms = given.pop("transforms", None)
+    optimizer = given.pop("optimizer", None)
+    size, batch, init = given.pop("size", None), given.pop("batch", None), given.pop("init", None)
+    seed, device = given.pop("seed", 0), given.pop("device", "auto")
+    callbacks: Sequence[Callback] = given.pop("callbacks", ())
+    if isinstance(param, str):
+        given["param"], param = param, None
+    if "penalties" in given:
+        given["penalties"] = tuple((float(w), str(n)) for w, n in given["penalties"])
     adapter = load_model(model)
-    rec = get_recipe(recipe)
-    overrides = {"lr": lr, "steps": steps, "redirect_relu": redirect_relu}
-    rec = rec.replace(**{k: v for k, v in overrides.items() if v is not None})
+    rec = get_recipe(recipe).replace(**given)
     check_recipe(rec)
     obj, units = to_objective(objective, adapter)
     unit, unit_form = describe_unit(objective)
@@ -511,12 +546,12 @@ def make_optimizer(
     given: Any = optimizer
     if isinstance(given, torch.optim.Optimizer):
         return given
-    a_class = isinstance(given, type) and (issubclass(given, torch.optim.Optimizer) or given in OPTIMIZERS.values())
+    a_class = isinstance(given, type) and issubclass(given, torch.optim.Optimizer)
     if callable(given) and not a_class:
         return given(params)
     cls: Any = given if isinstance(given, type) else _torch_optimizer(given) or OPTIMIZERS[given]
     try:
-        return cls(params, lr=lr, **dict(options or {}))
+        return build(cls, params, lr, dict(options or {}))
     except TypeError as err:
         raise FeatvizError(f"optimizer {optimizer!r} does not take {dict(options or {})}: {err}") from None
 
@@ -568,9 +603,9 @@ def _torch_optimizer(name: str) -> Any:
     return found if isinstance(found, type) and issubclass(found, torch.optim.Optimizer) else None
 
 
-def make_schedule(opt: Any, rec: Recipe) -> Cosine | None:
+def make_schedule(opt: Any, rec: Recipe) -> Any:
     """The learning-rate schedule a recipe names: ``cosine`` anneals from ``lr`` to
     ``lr_final * lr`` over the run, which settles the fine detail in the last steps."""
     if rec.lr_schedule == "constant":
         return None
-    return Cosine(opt, rec.steps, rec.lr_final)
+    return cosine(opt, rec.steps, rec.lr_final)
