@@ -1,29 +1,49 @@
-"""Microscope costs, measured in one run: the dataset-examples pass against a bare batched
-forward of the same tensors, and a build's units per hour, with how each grows.
+"""Microscope and report benchmarks, one subcommand each; docs/benchmarks.md gives their results
+with the commands.
 
-    python bench/microscope.py                      # examples + a small build
-    python bench/microscope.py --units 8 --layers blocks.2,blocks.4
+    python bench/microscope.py build          the dataset-examples pass against a bare forward; a build's units per hour
+    python bench/microscope.py site           how fast a layer page with many units loads in headless Chromium
+    python bench/microscope.py explain        what a whole default ``featviz explain`` costs, one command per photo
+    python bench/microscope.py serve-ctrl-c   Ctrl-C on ``featviz microscope serve`` while it renders a unit
 
-Examples: every shipped crop (scikit-image + scikit-learn photos at three scales), read and
-resized to SIZE in the loop's own process (workers 0) or in DataLoader workers, against a
-bare ``torch.inference_mode`` forward of the same images already decoded, batch for batch,
-stopped at nothing (the whole model). Build: ``featviz.microscope.build`` of UNITS channels
-of each layer at 128 px with the microscope recipe (channel, negative, neuron, a diversity
-set of 4, drives, inputs, trust figures per unit), timed per part.
+``python bench/microscope.py COMMAND --help`` describes each and its options. ``site`` and
+``serve-ctrl-c`` use the tests' helpers (tests/browser.py, tests/test_serve_robust.py): they
+need the ``test`` extra, and Debian's chromium for ``site``.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
+import io
+import json
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
+from PIL import Image
 
 import featviz
+from featviz.analysis.examples import examples
 from featviz.data.sources import read, shipped_items
-from featviz.examples import examples
 from featviz.microscope import build
+from featviz.microscope.catalog import CATALOG, Catalog
+from featviz.microscope.site import write_site
+
+#: The tests' folder, whose helpers ``site`` (a browser) and ``serve-ctrl-c`` (a served Microscope) import.
+TESTS = Path(__file__).resolve().parents[1] / "tests"
+
+
+# ---- build
 
 
 def bare_forward(adapter, images: torch.Tensor, batch: int) -> float:
@@ -34,16 +54,20 @@ def bare_forward(adapter, images: torch.Tensor, batch: int) -> float:
     return time.perf_counter() - start
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="efficientnet_lite0")
-    ap.add_argument("--size", type=int, default=224, help="examples: image size")
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--layers", default="blocks.2,blocks.4,blocks.6", help="layers of the examples pass and the build")
-    ap.add_argument("--units", type=int, default=8, help="build: channels per layer")
-    ap.add_argument("--build-size", type=int, default=128)
-    ap.add_argument("--no-build", action="store_true")
-    args = ap.parse_args()
+def build_main(args: argparse.Namespace) -> None:
+    """Microscope costs, measured in one run: the dataset-examples pass against a bare batched
+    forward of the same tensors, and a build's units per hour, with how each grows.
+
+        python bench/microscope.py build                      # examples + a small build
+        python bench/microscope.py build --units 8 --layers blocks.2,blocks.4
+
+    Examples: every shipped crop (scikit-image + scikit-learn photos at three scales), read and
+    resized to SIZE in the loop's own process (workers 0) or in DataLoader workers, against a
+    bare ``torch.inference_mode`` forward of the same images already decoded, batch for batch,
+    stopped at nothing (the whole model). Build: ``featviz.microscope.build`` of UNITS channels
+    of each layer at 128 px with the microscope recipe (channel, negative, neuron, a diversity
+    set of 4, drives, inputs, trust figures per unit), timed per part.
+    """
     adapter = featviz.load_model(args.model)
     layers = args.layers.split(",")
     crops = shipped_items()
@@ -82,6 +106,249 @@ def main() -> None:
     print(f"| units: 7 renders + figures each | {t.get('units', 0):.1f} | {t.get('units', 0) / units:.1f} |")
     print(f"| whole build | {seconds:.1f} | {seconds / units:.1f} |")
     print(f"\nunits per hour: {3600 * units / seconds:.0f} (units alone: {3600 * units / t.get('units', 1):.0f})")
+
+
+# ---- site
+
+
+LAYER = "blocks.6"
+
+
+def make_folder(out: Path, units: int) -> float:
+    """A folder with a catalog of ``units`` built units; returns write_site's seconds."""
+    rng = np.random.default_rng(0)
+    cat = Catalog(out / CATALOG)
+    cat.check_or_set_meta({"model": "efficientnet_lite0", "size": 128, "seed": 0, "data": "shipped", "k": 9})
+    cat.put_layer(LAYER, 0, [units, 4, 4], list(range(units)))
+    shared = out / "units" / "shared.png"
+    shared.parent.mkdir(parents=True)
+    Image.fromarray(rng.integers(0, 255, (64, 576, 3), dtype=np.uint8)).save(shared)
+    rows = []
+    for c in range(units):
+        folder = out / "units" / LAYER / str(c)
+        folder.mkdir(parents=True)
+        base = rng.integers(0, 255, (3,))
+        grid = np.clip(base + rng.normal(0, 40, (12, 12, 3)), 0, 255).astype(np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(grid).resize((96, 96), Image.Resampling.BICUBIC).save(buffer, "PNG")
+        (folder / "channel.png").write_bytes(buffer.getvalue())
+        files = {"channel": f"units/{LAYER}/{c}/channel.png"}
+        files.update({k: "units/shared.png" for k in ("negative", "neuron", "examples_top", "examples_bottom")})
+        examples = {"hist": [int(v) for v in rng.integers(0, 50, 32)], "mean": 0.1, "max": float(rng.random() * 5)}
+        figures = {
+            "score": float(rng.random() * 10),
+            "examples": {**examples, "fires": 0.5},
+            "drives": {"raises": [[8, "hen", float(rng.random())]], "lowers": []},
+            "inputs": [],
+            "activation_vs_best_example": float(rng.random() * 3),
+            "rank_correlation_below": float(rng.random()),
+            "below": "blocks.5",
+        }
+        rows.append({"layer": LAYER, "channel": c, "files": files, "figures": figures, "records": {}})
+    cat.put_units(rows)
+    cat.close()
+    start = time.perf_counter()
+    write_site(out)
+    return time.perf_counter() - start
+
+
+def measure(browser, url: str, runs: int) -> dict[str, float]:
+    loads, visible, sorts = [], [], []
+    for _ in range(runs):
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        start = time.perf_counter()
+        page.goto(url, wait_until="load")
+        page.wait_for_function(
+            "() => Array.from(document.querySelectorAll('#units img'))"
+            ".filter(i => i.getBoundingClientRect().top < innerHeight)"
+            ".every(i => i.complete && i.naturalWidth > 0)"
+        )
+        visible.append(time.perf_counter() - start)
+        loads.append(page.evaluate("() => performance.getEntriesByType('navigation')[0].loadEventEnd") / 1000)
+        t = time.perf_counter()
+        page.select_option("#sort", "trust")
+        page.evaluate("() => new Promise(r => requestAnimationFrame(() => r()))")
+        sorts.append(time.perf_counter() - t)
+        context.close()
+    return {"load": statistics.median(loads), "visible": statistics.median(visible), "sort": statistics.median(sorts)}
+
+
+def site_main(args: argparse.Namespace) -> None:
+    """How fast a Microscope layer page with many units loads in headless Chromium, measured
+    from ``file://`` and from ``featviz microscope serve`` in one run.
+
+        python bench/microscope.py site                  # 1,000 units
+        python bench/microscope.py site --units 4000 --runs 5
+
+    A synthetic Microscope folder holds one layer of UNITS channels, each with its own 96 px
+    thumbnail (a distinct PNG file per unit, as a build writes them) and the figures a page
+    shows; the site is written by the library's own ``write_site``. Each run opens the layer page
+    in a fresh browser context (nothing cached) and reports the time to the ``load`` event
+    (navigation timing) and to every thumbnail in the first screen decoded, then the time to
+    re-sort the grid by a trust figure.
+    """
+    sys.path.insert(0, str(TESTS))
+    from browser import chromium
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        site_seconds = make_folder(out, args.units)
+        page = out / "layers" / f"{LAYER}.html"
+        print(f"{args.units} units; write_site {site_seconds:.2f} s; layer page {page.stat().st_size / 1e3:.0f} kB")
+        port = 8799
+        server = subprocess.Popen(
+            [sys.executable, "-m", "featviz", "microscope", "serve", str(out), "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            time.sleep(4)
+            with chromium() as browser:
+                for where, url in (
+                    ("file://", page.as_uri()),
+                    ("served", f"http://127.0.0.1:{port}/layers/{LAYER}.html"),
+                ):
+                    m = measure(browser, url, args.runs)
+                    print(
+                        f"{where:8s} load event {m['load']:.3f} s, first screen decoded {m['visible']:.3f} s, "
+                        f"re-sort by trust {m['sort'] * 1000:.0f} ms (median of {args.runs})"
+                    )
+        finally:
+            server.terminate()
+
+
+# ---- explain
+
+
+def explain_main(args: argparse.Namespace) -> None:
+    """What a whole default ``featviz explain`` costs, as users run it: one command per photo,
+    start-up included (imports, model, captum, the renders of every channel in the report), with
+    the library's own breakdown of the run.
+
+        python bench/microscope.py explain                       # chelsea and coffee, default settings
+        python bench/microscope.py explain --photos skimage:astronaut
+
+    The target is under 2 minutes per report on 2 CPU cores.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        for photo in args.photos.split(","):
+            out = Path(tmp) / f"{photo.split(':')[-1]}.html"
+            start = time.perf_counter()
+            cmd = [sys.executable, "-m", "featviz", "explain", photo, "--out", str(out), "-q"]
+            subprocess.run(cmd, check=True, capture_output=True)
+            wall = time.perf_counter() - start
+            data = json.loads(out.with_suffix(".json").read_text())
+            parts = ", ".join(f"{k} {v:.1f} s" for k, v in data["seconds"].items() if k != "total")
+            a = data["ablation"]
+            print(
+                f"{photo}: {wall:.1f} s wall (start-up {wall - data['seconds']['total']:.1f} s; {parts}); "
+                f"{data['target']['name']}; top-8 ablation drop {a['top_drop']:.2f} vs random "
+                f"{a['random_mean']:.2f} +- {a['random_std']:.2f}; report {out.stat().st_size / 1e6:.1f} MB"
+            )
+
+
+# ---- serve-ctrl-c
+
+
+def serve_ctrl_c_main(args: argparse.Namespace) -> None:
+    """Ctrl-C on ``featviz microscope serve`` while it renders a unit on demand, RUNS times over:
+    each run's exit status, the catalog's ``PRAGMA integrity_check`` and the seconds from SIGINT to
+    exit (the test does 2 runs; the issue asks for 5).
+
+        python bench/microscope.py serve-ctrl-c              # builds a one-unit Microscope of blocks.1, 5 runs
+        python bench/microscope.py serve-ctrl-c --runs 10 --folder BUILT
+
+    Each run serves a fresh copy of the folder as its own process (SIGINT at its default, as from
+    a terminal), opens blocks.1:1 (not built), waits for its render to pass step 1 and sends SIGINT.
+    A run passes when the exit status is 0 or 130 with no C++ abort, the catalog checks ``ok`` and
+    holds only the built unit, and nothing of the abandoned one was written.
+    """
+    sys.path.insert(0, str(TESTS))
+    from test_serve_robust import STEPS, Served, _ask, _check_stopped_cleanly
+
+    work = Path(tempfile.mkdtemp(prefix="serve_ctrl_c_"))
+    folder = args.folder
+    if folder is None:
+        folder = work / "built"
+        small = {"units_per_layer": 1, "batch": 1, "size": 64, "steps": STEPS, "k": 2, "examples_limit": 12}
+        build(featviz.load_model("efficientnet_lite0"), folder, layers=["blocks.1"], progress=False, **small)
+    failed = 0
+    for run in range(args.runs):
+        copy = work / f"run{run}"
+        shutil.copytree(folder, copy)
+        start = time.monotonic()
+        server = Served(copy)
+        try:
+            _ask(server)
+            step = server.wait_for_step(1)["step"]
+            code, output, seconds = server.ctrl_c()
+        finally:
+            server.kill()
+        db = sqlite3.connect(copy / "catalog.sqlite")
+        integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
+        db.close()
+        try:
+            _check_stopped_cleanly(copy, code, output)
+            verdict = "clean"
+        except AssertionError as err:
+            failed += 1
+            verdict = f"FAILED: {err}"
+        print(
+            f"run {run + 1}: SIGINT at step {step}, exit {code}, integrity_check {integrity}, "
+            f"{seconds:.1f} s to exit, {time.monotonic() - start:.1f} s in all: {verdict}",
+            flush=True,
+        )
+    shutil.rmtree(work)
+    sys.exit(1 if failed else 0)
+
+
+# ---- the command line
+
+
+def _command(sub: Any, name: str, run: Callable[[argparse.Namespace], None], help: str) -> argparse.ArgumentParser:
+    """A subcommand whose description is the docstring of the function that runs it."""
+    p = sub.add_parser(
+        name, help=help, description=inspect.getdoc(run), formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.set_defaults(run=run)
+    return p
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = _command(
+        sub, "build", build_main, "the dataset-examples pass against a bare forward, and a build's units per hour"
+    )
+    p.add_argument("--model", default="efficientnet_lite0")
+    p.add_argument("--size", type=int, default=224, help="examples: image size")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--layers", default="blocks.2,blocks.4,blocks.6", help="layers of the examples pass and the build")
+    p.add_argument("--units", type=int, default=8, help="build: channels per layer")
+    p.add_argument("--build-size", type=int, default=128)
+    p.add_argument("--no-build", action="store_true")
+
+    p = _command(sub, "site", site_main, "how fast a layer page with many units loads in headless Chromium")
+    p.add_argument("--units", type=int, default=1000)
+    p.add_argument("--runs", type=int, default=5)
+
+    p = _command(sub, "explain", explain_main, "what a whole default featviz explain costs, one command per photo")
+    p.add_argument("--photos", default="skimage:chelsea,skimage:coffee")
+
+    p = _command(
+        sub,
+        "serve-ctrl-c",
+        serve_ctrl_c_main,
+        "Ctrl-C on featviz microscope serve while it renders a unit, RUNS times over",
+    )
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--folder", type=Path, help="a Microscope built as the test builds it (default: build one)")
+    return ap
+
+
+def main() -> None:
+    args = parser().parse_args()
+    args.run(args)
 
 
 if __name__ == "__main__":

@@ -77,3 +77,38 @@ def built(tmp_path_factory) -> Path:
         featviz.microscope.render_units(adapter, out, "blocks.1", [top])
         featviz.microscope.write_site(out)
     return out
+
+
+class TwoConvs(torch.nn.Module):
+    """Two hand-built 1x1 convolutions, a mean pool and a linear head: conv1 gives
+    ``(x0, x1, x0 - x1)`` (negative where x1 > x0), conv2 ``(3 x0 - x1, x0 + x1)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(3, 3, 1, bias=False)
+        self.conv2 = torch.nn.Conv2d(3, 2, 1, bias=False)
+        self.fc = torch.nn.Linear(2, 3, bias=False)
+        with torch.no_grad():
+            self.conv1.weight.copy_(torch.tensor([[1.0, 0, 0], [0, 1, 0], [1, -1, 0]]).view(3, 3, 1, 1))
+            self.conv2.weight.copy_(torch.tensor([[2.0, 0, 1], [0, 2, 1]]).view(2, 3, 1, 1))
+            self.fc.weight.copy_(torch.tensor([[1.0, 0], [0, 1], [1, 1]]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv2(self.conv1(x)).mean((2, 3)))
+
+
+@pytest.fixture()
+def two_convs() -> featviz.ModelAdapter:
+    return featviz.load_model(
+        TwoConvs(), mean=(0, 0, 0), std=(1, 1, 1), input_size=32, labels=featviz.Labels(["a", "b", "c"])
+    )
+
+
+@pytest.fixture()
+def two_convs_photo() -> torch.Tensor:
+    """A ``[3, 32, 32]`` photo on which ``two_convs``' conv2 is above 0 everywhere (x0 >= 0.4,
+    x1 <= 0.6) and conv1's third channel changes sign."""
+    photo = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(0))
+    photo[0] = 0.4 + 0.6 * photo[0]
+    photo[1] = 0.6 * photo[1]
+    return photo

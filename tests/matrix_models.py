@@ -119,7 +119,7 @@ def load(case: Case) -> featviz.ModelAdapter:
 
 def describe(adapter: featviz.ModelAdapter) -> dict[str, Any]:
     """What featviz says of the model before it runs anything: sizes, stages, default layers."""
-    from featviz.explain.core import default_layers as explain_layers
+    from featviz.analysis.attribution import default_layers as explain_layers
     from featviz.microscope.build import default_layers as microscope_layers
     from featviz.models.layers import stages
 

@@ -1,5 +1,5 @@
 """``featviz microscope serve`` started for real, in its own process on a free port of
-127.0.0.1, for the tests (and ``bench/serve_ctrl_c.py``) that talk to it over HTTP."""
+127.0.0.1, for the tests (and ``bench/microscope.py serve-ctrl-c``) that talk to it over HTTP."""
 
 from __future__ import annotations
 

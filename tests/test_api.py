@@ -8,6 +8,7 @@ import featviz
 PUBLIC = [
     "AtlasResult",
     "CheckpointsResult",
+    "Concepts",
     "DEFAULT_MODEL",
     "DreamResult",
     "ExamplesResult",
@@ -39,6 +40,7 @@ PUBLIC = [
     "channels",
     "class_logit",
     "class_probability",
+    "concepts",
     "direction",
     "diverse",
     "diversity",

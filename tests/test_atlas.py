@@ -13,11 +13,11 @@ import torch
 from click.testing import CliRunner
 
 import featviz
-from featviz.atlas import parse_channels
 from featviz.cli import main
 from featviz.data.photos import load_image
 from featviz.io.grid import make_grid
 from featviz.models.hooks import capture
+from featviz.tools.atlas import parse_channels
 
 
 def _channel_means(adapter, layer, images):

@@ -9,8 +9,8 @@ from click.testing import CliRunner
 import featviz
 from featviz.cli import main
 from featviz.data.photos import load_image
-from featviz.diverse import diversity_layer
 from featviz.models.hooks import capture
+from featviz.tools.diverse import diversity_layer
 
 
 def _gram_similarity(adapter, layer, images):

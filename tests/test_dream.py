@@ -9,8 +9,8 @@ from click.testing import CliRunner
 import featviz
 from featviz.cli import main
 from featviz.data.photos import load_image
-from featviz.dream import octave_sizes
 from featviz.models.hooks import capture
+from featviz.tools.dream import octave_sizes
 
 
 def _layer_energy(adapter, layer, image):

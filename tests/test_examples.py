@@ -9,9 +9,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 import featviz
+from featviz.analysis.examples import examples, merge, receptive_field
 from featviz.cli import main
 from featviz.data.sources import items, read, shipped_items
-from featviz.examples import examples, merge, receptive_field
 from featviz.models.hooks import capture
 from featviz.optvis.objectives import as_grid
 

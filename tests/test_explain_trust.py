@@ -146,7 +146,9 @@ def test_the_three_ablations_on_a_tiny_linear_model_are_what_the_hand_computes()
     reference[1, 2] = 0.4  # mean colour of the reference: (0.4, 0.4, 0.5)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RandomWeightsWarning)  # a module passed in: nothing to say
-        e = explain(adapter, photo, layer="conv2", earlier="conv1", top=2, render_images=False, reference=reference)
+        e = explain(
+            adapter, photo, layer="conv2", earlier="conv1", top=2, groups=0, render_images=False, reference=reference
+        )  # groups=0: this checks the channels alone
     # channels of conv2 on the photo: means m = (0.8, 0.2, 0.3, 1.3), on the reference r = (0.4, 0.4, 0.5, 1.3);
     # class a = 2 m0 + m1 + m2 + m3 = 3.4 leads; contributions 2 m0, m1, m2, m3: the top 2 are channels 0 and 3
     assert e.target == (0, "a") and [ch.channel for ch in e.positive] == [0, 3] and e.weights == {"trained": None}

@@ -1,5 +1,6 @@
-"""Neuron groups on a photo: the factorization, the attribution identity, the faithfulness
-check, the visualizations and the command line, on the embedded model and scikit-image's chelsea."""
+"""Neuron groups on a photo: the factorization, the attribution identity, the grid between two
+layers' groups, the faithfulness check, the visualizations and the command line, on the
+embedded model and scikit-image's chelsea (the grid's algebra on a hand-built model)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ import torch
 from click.testing import CliRunner
 
 import featviz
+from featviz.analysis.attribution import class_score, layer_gradients
+from featviz.analysis.groups import LayerGroups, attribute, factorize, group_grid
 from featviz.cli import main
 from featviz.data.photos import load_image, resize
-from featviz.explain.core import _gradients, _score
-from featviz.groups import attribute, factorize
 from featviz.models.hooks import capture, hook_count
 
 LAYER = "blocks.6"  # explain's default layer of efficientnet_lite0: [320, 7, 7], half of it negative
@@ -31,7 +32,7 @@ def chelsea_groups(lite0):
 def chelsea_layer(lite0):
     """The class logit's gradient and the layer's activation on chelsea, ``[C, H, W]`` each."""
     x = resize(load_image("skimage:chelsea"), lite0.input_size)[None]
-    grads, acts = _gradients(lite0, x, LAYER, _score(lite0, 285, None))
+    grads, acts = layer_gradients(lite0, x, LAYER, class_score(lite0, 285, None))
     return grads[0].double(), acts[0].double()
 
 
@@ -94,6 +95,33 @@ def test_attribution_algebra_on_hand_built_groups():
     values, numbers = attribute(attribution, directions, maps)
     assert numbers["unassigned"] == float(attribution[:, 0, 0].sum())
     assert float(values.sum()) + numbers["unassigned"] == pytest.approx(numbers["total"])
+
+
+def test_the_group_grid_on_a_hand_built_model_is_what_the_hand_computes(two_convs, two_convs_photo):
+    x = two_convs_photo[None]
+    a1 = torch.stack([x[0, 0], x[0, 1], x[0, 0] - x[0, 1]]).double()  # conv1, negative where x1 > x0
+    ones = torch.ones(2, 32, 32, dtype=torch.float64)
+    later = LayerGroups("conv2", torch.tensor([[1.0, 0.0], [0.6, 0.8]], dtype=torch.float64), ones, ones[:, 0, 0], {})
+    # two earlier groups on disjoint channels of conv1 (0; 1 and 2), the second absent at one position
+    maps = torch.rand(2, 32, 32, generator=torch.Generator().manual_seed(1), dtype=torch.float64) + 0.1
+    maps[1, 3, 5] = 0
+    directions = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.6, 0.8]], dtype=torch.float64)
+    earlier = LayerGroups("conv1", directions, maps, ones[:, 0, 0], {})
+    grid = group_grid(two_convs, x, later, earlier)
+
+    # conv2 > 0 everywhere, so d s_g / d conv1[c, p] = (W2^T w_g)[c] at every position
+    w2 = torch.tensor([[2.0, 0, 1], [0, 2, 1]], dtype=torch.float64)
+    gxa = (later.directions @ w2)[:, :, None, None] * a1  # [later group, channel, h, w]
+    on = gxa * (a1 > 0)
+    missing = on[:, 1:, 3, 5].sum(1)  # channels 1 and 2 where their group is absent
+    expected = torch.stack([on[:, 0].sum((1, 2)), on[:, 1:].sum((1, 2, 3)) - missing], dim=1)
+    assert grid.layer == "conv2" and grid.earlier == "conv1" and grid.weights.shape == (2, 2)
+    assert torch.allclose(grid.weights, expected, rtol=1e-5, atol=1e-5)
+    assert torch.allclose(grid.unassigned, missing, rtol=1e-5, atol=1e-5)
+    assert torch.allclose(grid.total, on.sum((1, 2, 3)), rtol=1e-5)
+    assert torch.allclose(grid.negative, (gxa * (a1 < 0)).sum((1, 2, 3)), rtol=1e-5) and (grid.negative < 0).all()
+    assert torch.allclose(grid.weights.sum(1) + grid.unassigned, grid.total, rtol=1e-12)  # the documented sum
+    assert hook_count(two_convs.module) == 0
 
 
 @pytest.mark.slow

@@ -10,24 +10,24 @@ import featviz
 SRC = Path(featviz.__file__).parent
 CORE = {"models", "data"}
 BASE = CORE | {"optvis", "io"}
-IMAGE_TOOLS = {"atlas", "checkpoints", "diverse", "dream", "zoom", "examples"}
-ANALYSES = {"microscope", "explain", "groups"}
 # What each layer may import from featviz (besides itself and errors), bottom to top: the
 # model and data layers, the optimization, files, the tools that make images, the analyses
-# built on them, and what gathers everything (the replay of any record, the package, the CLI).
-# Every module of the package belongs to one of them: a new one must be placed here.
+# (examples, attribution, trust, groups), the Microscope and explain built on them, and what
+# gathers everything (the package, the CLI). Every package of featviz belongs to one of them:
+# a new one must be placed here.
 ALLOWED = {
     "errors": set(),
     "models": set(),
     "data": set(),
     "optvis": CORE,
     "io": CORE | {"optvis"},
-    **dict.fromkeys(IMAGE_TOOLS, BASE),
-    "microscope": BASE | IMAGE_TOOLS,
-    "explain": BASE | IMAGE_TOOLS | {"microscope"},
-    "groups": BASE | IMAGE_TOOLS | {"microscope", "explain"},
-    "replays": BASE | IMAGE_TOOLS,
-    **dict.fromkeys(("featviz", "cli", "__main__"), BASE | IMAGE_TOOLS | ANALYSES | {"featviz", "replays", "cli"}),
+    "tools": BASE,
+    "analysis": BASE | {"tools"},
+    "microscope": BASE | {"tools", "analysis"},
+    "explain": BASE | {"tools", "analysis", "microscope"},
+    **dict.fromkeys(
+        ("featviz", "cli", "__main__"), BASE | {"tools", "analysis", "microscope", "explain", "cli", "featviz"}
+    ),
 }
 
 
@@ -104,9 +104,9 @@ def test_one_optimization_loop():
 
 
 def test_results_do_not_write_themselves():
-    from featviz.atlas import AtlasResult
-    from featviz.dream import DreamResult
-    from featviz.zoom import ZoomResult
+    from featviz.tools.atlas import AtlasResult
+    from featviz.tools.dream import DreamResult
+    from featviz.tools.zoom import ZoomResult
 
     for cls in (featviz.RenderResult, DreamResult, ZoomResult, AtlasResult):
         assert not hasattr(cls, "save"), cls

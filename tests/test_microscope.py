@@ -18,8 +18,8 @@ import torch
 from click.testing import CliRunner
 
 import featviz
+from featviz.analysis.examples import load_examples
 from featviz.cli import main
-from featviz.examples import load_examples
 from featviz.microscope import Catalog, build
 
 SMALL = ["--size", "64", "--steps", "4", "--examples-limit", "12", "-k", "2", "-q"]

@@ -2,8 +2,8 @@
 on demand, a folder that is not a Microscope, a busy port, the render's real progress (API and
 page); and the build's progress bar over its units.
 
-``bench/serve_ctrl_c.py`` does the Ctrl-C run 5 times over (the test does it 2 times, and once
-more after the progress checks, to stay fast on 2 cores)."""
+``bench/microscope.py serve-ctrl-c`` does the Ctrl-C run 5 times over (the test does it 2 times,
+and once more after the progress checks, to stay fast on 2 cores)."""
 
 from __future__ import annotations
 

@@ -12,10 +12,10 @@ from browser import chromium, images_loaded, watch
 from torch import nn
 
 import featviz
+from featviz.analysis.attribution import default_layers
+from featviz.analysis.examples import load_examples
 from featviz.data.sources import read
-from featviz.examples import load_examples
 from featviz.explain import explain, write_report
-from featviz.explain.core import default_layers
 from featviz.microscope import Catalog, build
 from featviz.models.grids import from_grid, grid_shape, to_grid
 from featviz.models.hooks import capture, intervene

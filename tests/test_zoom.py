@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 import featviz
 from featviz.cli import main
-from featviz.zoom import zoom_in
+from featviz.tools.zoom import zoom_in
 
 
 def test_zoom_frames_follow_each_other_and_keep_the_unit(lite0):

@@ -2,8 +2,10 @@
 
 The package in layers, each importing only those below it: ``models/`` (adapters, hooks,
 speed-ups), ``data/`` (photos in), ``optvis/`` (objectives, parameterizations, transforms,
-recipes, the resolved run spec and the one render loop), ``io/`` (everything written), the
-tools on top (``atlas``, ``dream``, ``zoom``, ``diverse``) and ``cli``.
+recipes, the resolved run spec and the one render loop), ``io/`` (everything written),
+``tools/`` (atlas, diverse sets, DeepDream, zoom, checkpoints, replay), ``analysis/``
+(dataset examples, attribution, trust, neuron groups, concepts), ``microscope/``,
+``explain/`` and ``cli/``.
 
 >>> import featviz
 >>> featviz.parse_objective("logits:hen - 0.05 * blocks.5:3")
@@ -11,11 +13,10 @@ class_logit('hen') - 0.05 * channel('blocks.5', 3)
 """
 
 from featviz import microscope
-from featviz.atlas import AtlasResult, atlas
-from featviz.checkpoints import CheckpointsResult, across_checkpoints
+from featviz.analysis.concepts import Concepts, concepts
+from featviz.analysis.examples import ExamplesResult, examples
+from featviz.analysis.groups import GroupsResult, groups
 from featviz.data import load_image
-from featviz.diverse import diverse
-from featviz.dream import DreamResult, dream
 from featviz.errors import (
     FeatvizError,
     ImageError,
@@ -25,9 +26,7 @@ from featviz.errors import (
     UnknownLayerError,
     UnknownModelError,
 )
-from featviz.examples import ExamplesResult, examples
 from featviz.explain import Explanation, explain
-from featviz.groups import GroupsResult, groups
 from featviz.io.records import load_record, save
 from featviz.models import DEFAULT_MODEL, Labels, ModelAdapter, imagenet_labels, load_model
 from featviz.models.hooks import capture
@@ -52,8 +51,12 @@ from featviz.optvis.registry import register
 from featviz.optvis.render import RenderResult, render
 from featviz.optvis.spec import RunSpec
 from featviz.optvis.units import parse_objective, parse_unit
-from featviz.replays import replay
-from featviz.zoom import ZoomResult, zoom
+from featviz.tools.atlas import AtlasResult, atlas
+from featviz.tools.checkpoints import CheckpointsResult, across_checkpoints
+from featviz.tools.diverse import diverse
+from featviz.tools.dream import DreamResult, dream
+from featviz.tools.replays import replay
+from featviz.tools.zoom import ZoomResult, zoom
 
 try:
     from importlib.metadata import version as _version
@@ -65,6 +68,7 @@ except Exception:  # not installed (a source checkout on sys.path)
 __all__ = [
     "AtlasResult",
     "CheckpointsResult",
+    "Concepts",
     "DEFAULT_MODEL",
     "DreamResult",
     "ExamplesResult",
@@ -96,6 +100,7 @@ __all__ = [
     "channels",
     "class_logit",
     "class_probability",
+    "concepts",
     "direction",
     "diverse",
     "diversity",

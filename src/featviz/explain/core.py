@@ -8,7 +8,11 @@ same, taken on an earlier layer for each top channel, for *what feeds them*. The
 visualizations of both layers' channels are one batch of the render loop (or are taken
 from a Microscope catalog). The faithfulness check ablates the top channels and compares
 the logit's drop with that of random channels of the same layer, and deletes the photo's
-regions in the map's order against a random order. A model with random weights says so in
+regions in the map's order against a random order. Beside the channels, the neuron groups
+of both layers (:mod:`featviz.analysis.groups`: NMF of the activation on the photo), each
+group's share of the score, the grid of how the earlier groups feed the later ones, and the
+removal of the top group against random group-sized directions; their visualizations join
+the channels' batch. A model with random weights says so in
 every output (``Explanation.weights``): its checks describe a random network, not a trained one.
 """
 
@@ -23,15 +27,32 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from featviz.analysis.attribution import (
+    channel_inputs,
+    class_score,
+    default_layers,
+    layer_gradients,
+    maps,
+    spatial,
+)
+from featviz.analysis.groups import (
+    GroupGrid,
+    LayerGroups,
+    ablate_top,
+    check_k,
+    direction_objectives,
+    group_grid,
+    layer_groups,
+)
 from featviz.data.photos import load_image, natural_images, resize
 from featviz.errors import FeatvizError
-from featviz.models import LOGITS, ModelAdapter, load_model, place
+from featviz.models import ModelAdapter, load_model, place
 from featviz.models.grids import from_grid, grid_shape, to_grid
 from featviz.models.hooks import capture, eval_mode, intervene
 from featviz.models.layers import stages
-from featviz.models.layout import NCHW, NHWC, TOKENS
-from featviz.optvis.objectives import as_grid
+from featviz.optvis.objectives import Objective, as_grid
 
+GROUPS = 4  # neuron groups per layer when not asked
 RANDOM_DRAWS = 50  # random k-channel sets each ablation of the top k is compared with
 #: How a channel is taken out of the layer (see :func:`_ablation`); the verdict reads "mean".
 ABLATIONS = ("mean", "zero", "image_mean")
@@ -41,7 +62,6 @@ DELETION_GRID = 14  # the photo is deleted in DELETION_GRID x DELETION_GRID regi
 RANDOM_ORDERS = 4
 FEEDERS = 3  # channels of the earlier layer kept per circuit channel
 CIRCUIT = 4  # top channels whose feeders are traced
-GRIDS = (NCHW, NHWC, TOKENS)  # the layouts whose channels have positions
 
 
 @dataclass
@@ -59,6 +79,28 @@ class Channel:
     @property
     def unit(self) -> str:
         return f"{self.layer}:{self.channel}"
+
+
+@dataclass
+class NeuronGroups:
+    """The neuron groups of the explained layer and of the earlier one on the photo, the grid
+    of how the earlier groups feed the later ones, and the removal of the later layer's top
+    group (:func:`~featviz.analysis.groups.ablate_top`: the headline keys compare it with
+    random permutations of its direction on its map)."""
+
+    layer: LayerGroups
+    earlier: LayerGroups
+    grid: GroupGrid
+    ablation: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The numbers (no images) for a JSON sidecar."""
+        return {
+            "layer": self.layer.to_dict(),
+            "earlier": self.earlier.to_dict(),
+            "grid": self.grid.to_dict(),
+            "ablation": self.ablation,
+        }
 
 
 @dataclass
@@ -84,6 +126,7 @@ class Explanation:
     settings: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     weights: dict[str, Any] = field(default_factory=dict)  # {"trained": ..., "warning": ...} (weights_fields)
+    groups: NeuronGroups | None = None  # None when explained with groups=0
 
     @property
     def warning(self) -> str | None:
@@ -99,46 +142,6 @@ class Explanation:
         )
 
 
-def default_layers(adapter: ModelAdapter) -> tuple[str, str]:
-    """The layer to explain with (the last stage before pooling: ``blocks.6``, ``layer4``)
-    and the earlier one its circuit reaches into (the stage before it). A stage whose grid the
-    logits do not depend on is passed over: a ViT's last block, when its head reads the class
-    token only, so that its patch tokens have no gradient and nothing to attribute."""
-    found = stages(adapter)
-    if len(found) < 2:
-        top = [n for n in adapter.layers() if "." not in n]
-        found = [n for n in top if adapter.layout(n).kind in GRIDS]
-    while len(found) > 2 and adapter.layout(found[-1]).kind == TOKENS and not _reaches_logits(adapter, found[-1]):
-        found = found[:-1]
-    if len(found) < 2:
-        raise FeatvizError(f"cannot choose layers of {adapter.name} by itself: name them (--layer L --earlier E)")
-    return found[-1], found[-2]
-
-
-def _reaches_logits(adapter: ModelAdapter, layer: str) -> bool:
-    """Whether the logits depend on ``layer``'s grid (its gradient on a grey image is not 0)."""
-    grey = torch.full((1, 3, adapter.input_size, adapter.input_size), 0.5, device=adapter.device)
-    with eval_mode(adapter), capture(adapter, [layer, LOGITS]) as cap:
-        acts = cap(grey)
-        (grad,) = torch.autograd.grad(acts[LOGITS].sum(), acts[layer])
-    return bool(to_grid(adapter, layer, grad).abs().sum() > 0)
-
-
-def _spatial(adapter: ModelAdapter, layer: str, what: str) -> tuple[int, ...]:
-    """The ``(C, H, W)`` grid of a layer explain can read (a conv map with channels first or
-    last, a token sequence on its patch grid), else one line saying why not."""
-    name = adapter.layer_name(layer)
-    layout = adapter.layout(name) if name != LOGITS else None
-    shape = grid_shape(adapter, name) if layout is not None and layout.kind in GRIDS else None
-    if shape is None or shape[1] * shape[2] < 2:
-        found = list(layout.shape) if layout is not None else "the logits"
-        raise FeatvizError(
-            f"{what} {name!r} has no spatial output (its output is {found}): expected a conv map "
-            "([C, H, W] or [H, W, C]) or a token sequence ([T, C])"
-        )
-    return shape
-
-
 def explain(
     model: str | ModelAdapter | Any,
     image: str | Path | torch.Tensor,
@@ -147,6 +150,7 @@ def explain(
     layer: str | None = None,
     earlier: str | None = None,
     top: int = 8,
+    groups: int | None = None,
     size: int = 128,
     steps: int | None = None,
     seed: int = 0,
@@ -165,7 +169,10 @@ def explain(
     folder ``microscope`` where it has them; ``render_images=False`` skips them. ``source``
     names the image in the report when a tensor is passed. ``reference`` (``[N, 3, H, W]``
     in [0, 1]; default: the photos shipped with scikit-image and scikit-learn) gives each
-    channel the mean value that replaces it in the ablation the verdict reads."""
+    channel the mean value that replaces it in the ablation the verdict reads. ``groups``
+    neuron groups of ``layer`` and of ``earlier`` (:class:`NeuronGroups`; 0: none, and none
+    of their cost; ``None``: 4, fewer when a layer has fewer channels) are found on the
+    photo, attributed, linked by their grid and rendered in the channels' batch."""
     from featviz.optvis.record import weights_fields
 
     times: dict[str, float] = {}
@@ -177,9 +184,16 @@ def explain(
     if top < 1:
         raise FeatvizError(f"expected --top of at least 1, got {top}")
     layer = adapter.layer_name(layer or default_layers(adapter)[0])
-    _spatial(adapter, layer, "layer")
+    shape = spatial(adapter, layer, "layer")
     earlier = adapter.layer_name(earlier or _before(adapter, layer))
-    _spatial(adapter, earlier, "earlier layer")
+    shape_earlier = spatial(adapter, earlier, "earlier layer")
+    if groups is None:  # the default: as many as both layers allow, up to GROUPS
+        groups = min(GROUPS, *(c for c, _, _ in (shape, shape_earlier)), *(h * w for _, h, w in (shape, shape_earlier)))
+    if groups < 0:
+        raise FeatvizError(f"expected --groups of at least 0 (0: none), got {groups}")
+    if groups:
+        for name, (c, h, w) in ((layer, shape), (earlier, shape_earlier)):
+            check_k(groups, c, h * w, name="--groups", layer=name)
     wanted = adapter.class_index(target) if target is not None else None
     photo = resize(image if isinstance(image, torch.Tensor) else load_image(image), adapter.input_size)
     x = photo[None].to(adapter.device)
@@ -187,12 +201,12 @@ def explain(
     best = ranked[0][0]
     cls = best if wanted is None else wanted
     versus = None if cls == best else (best, ranked[0][1])
-    score = _score(adapter, cls, versus[0] if versus else None)
+    score = class_score(adapter, cls, versus[0] if versus else None)
     times["predict"] = time.perf_counter() - t0
 
     t = time.perf_counter()
-    grads, acts = _gradients(adapter, x, layer, score)
-    gradcam, integrated = _maps(x, grads, acts, score)
+    grads, acts = layer_gradients(adapter, x, layer, score)
+    gradcam, integrated = maps(x, grads, acts, score)
     times["maps"] = time.perf_counter() - t
     t = time.perf_counter()
     contrib, acts = (grads * acts)[0].sum((1, 2)).cpu(), acts[0].cpu()  # gradient x activation per channel
@@ -207,9 +221,14 @@ def explain(
     ablation = _ablation(adapter, x, layer, pos, score, seed, _reference_mean(adapter, layer, reference))
     deletion = _deletion(adapter, x, {"Grad-CAM": gradcam, "integrated gradients": integrated}, cls, seed)
     times["faithfulness"] = time.perf_counter() - t
+    found = None
+    if groups:
+        t = time.perf_counter()
+        found = _groups(adapter, x, layer, earlier, grads[0], acts, score, groups, seed)
+        times["groups"] = time.perf_counter() - t
     t = time.perf_counter()
     if render_images:
-        _visualize(adapter, [*positive, *negative, *feeders], microscope, size, steps, seed, progress)
+        _visualize(adapter, [*positive, *negative, *feeders], microscope, size, steps, seed, progress, found)
     times["visualizations"] = time.perf_counter() - t
     times["total"] = time.perf_counter() - t0
     return Explanation(
@@ -231,6 +250,7 @@ def explain(
         deletion=deletion,
         settings={
             "top": top,
+            "groups": groups,
             "size": size,
             "steps": steps,
             "seed": seed,
@@ -239,6 +259,7 @@ def explain(
         },
         seconds=times,
         weights=weights_fields(adapter),
+        groups=found,
     )
 
 
@@ -251,60 +272,14 @@ def _before(adapter: ModelAdapter, layer: str) -> str:
     return default_layers(adapter)[1]
 
 
-def _score(adapter: ModelAdapter, cls: int, versus: int | None) -> Any:
-    """The scalar per image that is explained: the class logit, or its lead over ``versus``."""
-
-    def forward(images: torch.Tensor) -> torch.Tensor:
-        logits = adapter(images)
-        return logits[:, cls] - (logits[:, versus] if versus is not None else 0)
-
-    return forward
-
-
-def _gradients(adapter: ModelAdapter, x: torch.Tensor, layer: str, score: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """The gradient of the score with respect to ``layer`` and the layer's activation (captum's
-    layer gradient and activation), both as the layer's grid ``[1, C, H, W]``
-    (:func:`~featviz.models.grids.to_grid`: tokens on their patch grid, channels last permuted)."""
-    from captum.attr import LayerActivation, LayerGradientXActivation
-
-    module = adapter.get_module(layer)
-    with eval_mode(adapter):
-        grads = LayerGradientXActivation(score, module, multiply_by_inputs=False).attribute(x)
-        acts = LayerActivation(score, module).attribute(x)
-    return to_grid(adapter, layer, grads.detach()), to_grid(adapter, layer, acts.detach())
-
-
-def _maps(x: torch.Tensor, grads: torch.Tensor, acts: torch.Tensor, score: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """Grad-CAM of the layer whose grid gradient and activation are given (each channel
-    weighted by its mean gradient, summed, rectified, upsampled to the photo: captum's
-    ``LayerGradCam`` computed on the grid, so that token and channels-last layers have one too)
-    and captum's integrated gradients from a black image."""
-    from captum.attr import IntegratedGradients
-
-    cam = (grads.mean((2, 3), keepdim=True) * acts).sum(1, keepdim=True).clamp(min=0)
-    cam = F.interpolate(cam, size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False)
-    ig = IntegratedGradients(score).attribute(x, baselines=torch.zeros_like(x), n_steps=32, internal_batch_size=8)
-    return cam[0, 0].clamp(min=0).cpu(), ig[0].detach().abs().sum(0).cpu()
-
-
 def _circuit(
     adapter: ModelAdapter, x: torch.Tensor, layer: str, earlier: str, channels: list[int]
 ) -> tuple[list[tuple[int, int, float]], list[Channel]]:
     """For each channel of ``layer``, the channels of ``earlier`` that drive it most on this
-    photo: gradient x activation of the channel's spatial sum with respect to ``earlier``."""
-    from captum.attr import LayerGradientXActivation
-
-    def sums(images: torch.Tensor) -> torch.Tensor:
-        with capture(adapter, [layer]) as cap:
-            return as_grid(cap(images), layer).sum((2, 3))
-
-    with eval_mode(adapter):
-        attr = LayerGradientXActivation(sums, adapter.get_module(earlier)).attribute(
-            x.repeat(len(channels), 1, 1, 1), target=channels
-        )
-        with capture(adapter, [earlier]) as cap:
-            acts = as_grid(cap(x), earlier)[0].detach().cpu()
-    weights = to_grid(adapter, earlier, attr.detach()).sum((2, 3)).cpu()  # [len(channels), C_earlier]
+    photo (:func:`~featviz.analysis.attribution.channel_inputs`)."""
+    weights = channel_inputs(adapter, x, layer, earlier, channels)  # [len(channels), C_earlier]
+    with torch.no_grad(), eval_mode(adapter), capture(adapter, [earlier]) as cap:
+        acts = as_grid(cap(x), earlier)[0].detach().cpu()
     edges, chosen = [], []
     for row, c in zip(weights, channels, strict=True):
         for j in row.topk(min(FEEDERS, row.numel())).indices.tolist():
@@ -313,6 +288,27 @@ def _circuit(
                 chosen.append(j)
     total = weights.sum(0)
     return edges, [Channel(earlier, j, float(total[j]), acts[j]) for j in chosen]
+
+
+def _groups(
+    adapter: ModelAdapter,
+    x: torch.Tensor,
+    layer: str,
+    earlier: str,
+    grads: torch.Tensor,
+    acts: torch.Tensor,
+    score: Any,
+    k: int,
+    seed: int,
+) -> NeuronGroups:
+    """The ``k`` groups of ``layer`` (from its gradient and activation, ``[C, h, w]`` each)
+    and of ``earlier`` on the photo, attributed to the explained score, the grid between them
+    and the removal of the top group of ``layer``."""
+    later = layer_groups(layer, grads, acts, k, seed)
+    grads_earlier, acts_earlier = layer_gradients(adapter, x, earlier, score)
+    before = layer_groups(earlier, grads_earlier[0], acts_earlier[0], k, seed)
+    grid = group_grid(adapter, x, later, before)
+    return NeuronGroups(later, before, grid, ablate_top(adapter, x, later, score, seed))
 
 
 def _reference_mean(adapter: ModelAdapter, layer: str, reference: torch.Tensor | None) -> dict[str, Any]:
@@ -443,23 +439,32 @@ def _visualize(
     steps: int | None,
     seed: int,
     progress: bool,
+    found: NeuronGroups | None = None,
 ) -> None:
     """Give each channel its visualization: from the Microscope folder where it holds the
-    unit (with its top dataset examples), the others rendered now, all in one batch."""
+    unit (with its top dataset examples), the others rendered now, all in one batch with
+    the directions of the neuron groups of ``found`` (never in a Microscope)."""
     from featviz.optvis.render import render
 
     if microscope is not None:
         _from_microscope(adapter, channels, Path(microscope))
     todo = list(dict.fromkeys(ch.unit for ch in channels if ch.image is None))
-    if not todo:
+    sets = [found.layer, found.earlier] if found is not None else []
+    objectives: list[Objective | str] = [*todo, *(o for g in sets for o in direction_objectives(g))]
+    if not objectives:
         return
-    result = render(adapter, todo, recipe="microscope", size=size, steps=steps, seed=seed, progress=progress)
+    result = render(adapter, objectives, recipe="microscope", size=size, steps=steps, seed=seed, progress=progress)
     if result.interrupted:
         raise KeyboardInterrupt
-    images = dict(zip(todo, result.images, strict=True))
+    rendered = result.images.detach().cpu()
+    images = dict(zip(todo, rendered[: len(todo)], strict=True))
     for ch in channels:
         if ch.image is None:
             ch.image = images[ch.unit]
+    start = len(todo)
+    for g in sets:
+        g.images = rendered[start : start + len(g.directions)]
+        start += len(g.directions)
 
 
 def _from_microscope(adapter: ModelAdapter, channels: list[Channel], folder: Path) -> None:

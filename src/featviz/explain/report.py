@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from featviz.analysis.groups import GroupGrid, LayerGroups
 from featviz.explain.core import Channel, Explanation
 from featviz.io.files import atomic_write, json_bytes
 from featviz.io.grid import make_grid
@@ -83,6 +84,8 @@ def report_html(e: Explanation) -> bytes:
         _channels(e, e.positive, "Channels for it", "raise"),
         _channels(e, e.negative, "Channels against it", "lower"),
         _circuit(e),
+        _groups(e),
+        _group_grid(e),
         _faithfulness(e),
         _footer(e),
     ]
@@ -194,6 +197,127 @@ def _circuit(e: Explanation) -> str:
         f"{html.escape(e.earlier)} that drive them most on this photo (below; gradient x activation of the "
         "channel's sum with respect to the earlier layer). Edge width: weight.</p>" + "".join(svg)
     )
+
+
+def _groups(e: Explanation) -> str:
+    """The neuron groups of the explained layer: each one's visualization, its map over the
+    photo and its share of the score, then the removal of the top group against random
+    group-sized directions."""
+    if e.groups is None:
+        return ""
+    found, a = e.groups.layer, e.groups.ablation
+    n = found.numbers
+    cards = []
+    for g, value in enumerate(found.attributions.tolist()):
+        name = f"group {g + 1} of {found.layer}"
+        viz = _img(found.images[g], 112, f"visualization of {name}") if found.images is not None else ""
+        where = _img(heatmap(found.maps[g], e.photo), 112, f"map of {name}")
+        share = _share(value, n["total"])
+        cards.append(
+            f"<figure class='group'><div class='channel'>{viz}{where}</div>"
+            f"<figcaption>group {g + 1}: {value:+.3f} ({share} of the groups')</figcaption></figure>"
+        )
+    what = f"the lead of “{e.target[1]}” over “{e.versus[1]}”" if e.versus else f"“{e.target[1]}”"
+    verdict = "holds" if a["holds"] else "is weak"
+    dense = a["dense"]
+    return (
+        f"<h2>Neuron groups</h2><p class='muted'>{len(cards)} groups of channels of {html.escape(found.layer)} "
+        "that fire together on this photo: scikit-learn's NMF of its activation (clamped at 0; "
+        f"{100 * n['reconstruction_error']:.0f}% of it left unexplained) into directions over the channels and maps "
+        "over the positions. Each group's feature visualization, where it is on the photo, and its share of the "
+        f"score's gradient x activation on the activation's positive part ({n['total']:+.2f} in all; the negative "
+        f"part, which no group describes, adds {n['negative']:+.2f}).</p>"
+        f"<div class='row' id='groups'>{''.join(cards)}</div>"
+        f"<p id='group-ablation'>Removing the top group (group {a['group']}) from {html.escape(found.layer)} lowers "
+        f"{html.escape(what)} by <b>{a['top_drop']:.2f}</b> (from {a['score']:.2f}); {a['draws']} random "
+        "group-sized directions (its direction's values shuffled over the channels, on its map) lower it by "
+        f"{a['random_mean']:.2f} ± {a['random_std']:.2f}: ratio <b>{_ratio(a)}</b>. The group attribution "
+        f"{verdict}. Dense random directions on its map lower it by {dense['random_mean']:.2f} ± "
+        f"{dense['random_std']:.2f} (a harder comparison: they turn most channels down where the group is).</p>"
+    )
+
+
+def _share(value: float, total: float) -> str:
+    return f"{100 * value / total:.0f}%" if abs(total) > 1e-12 else "–"
+
+
+def _group_grid(e: Explanation) -> str:
+    """The building blocks' grid as an SVG graph: the explained layer's groups above, the
+    earlier layer's below, each with its visualization and its map, edges as thick as their
+    weights."""
+    if e.groups is None:
+        return ""
+    later, before, grid = e.groups.layer, e.groups.earlier, e.groups.grid
+    cell, thumb, inset = 150, 88, 44
+    width = max(len(later.maps), len(before.maps)) * cell + 40
+    height = 2 * thumb + 190
+    top_y, low_y = 30, height - thumb - 30
+
+    def x_of(i: int, n: int) -> float:
+        return width / 2 + (i - (n - 1) / 2) * cell - inset / 2
+
+    strongest = float(grid.weights.abs().max()) or 1.0
+    svg = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' id='group-grid'>"]
+    for (g, f), w in np.ndenumerate(grid.weights.numpy()):
+        x1, x2 = x_of(f, len(before.maps)), x_of(g, len(later.maps))
+        color = "#0b57d0" if w >= 0 else "#c5221f"
+        svg.append(
+            f"<line x1='{x1:.0f}' y1='{low_y}' x2='{x2:.0f}' y2='{top_y + thumb + 14}' stroke='{color}' "
+            f"stroke-width='{0.5 + 8 * abs(w) / strongest:.1f}' stroke-opacity='0.55'><title>"
+            f"{before.layer} group {f + 1} -> {later.layer} group {g + 1}: {w:+.4g} "
+            f"({_share(w, float(grid.total[g]))} of the group's)</title></line>"
+        )
+    for found, y in ((later, top_y), (before, low_y)):
+        for i in range(len(found.maps)):
+            x = x_of(i, len(found.maps)) - thumb / 2
+            name = f"group {i + 1} of {found.layer}"
+            picture = found.images[i] if found.images is not None else heatmap(found.maps[i], e.photo)
+            where = heatmap(found.maps[i], e.photo)
+            svg.append(
+                f"<image href='{_uri(picture)}' x='{x:.0f}' y='{y}' width='{thumb}' height='{thumb}'>"
+                f"<title>{html.escape(name)}</title></image>"
+            )
+            svg.append(
+                f"<image href='{_uri(where)}' x='{x + thumb + 2:.0f}' y='{y + thumb - inset}' width='{inset}' "
+                f"height='{inset}'><title>where {html.escape(name)} is</title></image>"
+            )
+            label_y = y + thumb + 12 if y == top_y else y - 4
+            svg.append(
+                f"<text x='{x + thumb / 2:.0f}' y='{label_y}' font-size='11' text-anchor='middle'>"
+                f"{html.escape(found.layer)} group {i + 1}</text>"
+            )
+    svg.append("</svg>")
+    return (
+        f"<h2>Building blocks</h2><p class='muted'>How much each group of {html.escape(before.layer)} (below) feeds "
+        f"each group of {html.escape(later.layer)} (above) on this photo: captum's gradient x activation at "
+        f"{html.escape(before.layer)} of the later group's score (its direction's projection, summed over "
+        "positions), split between the earlier groups in proportion to each one's part of the activation at every "
+        "channel and position. Edge width: weight; each node's map beside its visualization.</p>"
+        f"<div class='row'>{''.join(svg)}{_grid_table(e.groups.grid)}</div>"
+    )
+
+
+def _grid_table(grid: GroupGrid) -> str:
+    """The grid's weights: a row per later group, a column per earlier group, then what no
+    earlier group holds, the row's total (which the weights and that part make up) and the
+    negative part beside it."""
+    head = "".join(f"<th>group {f + 1}</th>" for f in range(grid.weights.shape[1]))
+    rows = "".join(
+        f"<tr><th>group {g + 1}</th>"
+        + "".join(f"<td>{_number(w)}</td>" for w in row.tolist())
+        + "".join(f"<td>{_number(float(t[g]))}</td>" for t in (grid.unassigned, grid.total, grid.negative))
+        + "</tr>"
+        for g, row in enumerate(grid.weights)
+    )
+    corner = f"{html.escape(grid.layer)} ← {html.escape(grid.earlier)}"
+    return (
+        f"<table id='group-weights'><tr><th>{corner}</th>{head}<th>no group</th><th>total</th>"
+        f"<th>negative part</th></tr>{rows}</table>"
+    )
+
+
+def _number(v: float) -> str:
+    return f"{v:+.0f}" if abs(v) >= 100 else f"{v:+.3g}"
 
 
 def _faithfulness(e: Explanation) -> str:
@@ -311,6 +435,7 @@ def _curves(d: dict[str, Any]) -> str:
 def _footer(e: Explanation) -> str:
     s = e.settings
     cmd = f"featviz explain {e.source} --model {e.model} --class {e.target[0]} --layer {e.layer} --top {s['top']}"
+    cmd += f" --groups {s['groups']}" if "groups" in s else ""
     spent = ", ".join(f"{k} {v:.1f} s" for k, v in e.seconds.items())
     return (
         f"<h2>How this was made</h2><p><code>{html.escape(cmd)}</code></p>"
@@ -345,11 +470,28 @@ def summary_png(e: Explanation) -> bytes:
     parts = [head]
     if tiles:
         parts.append(make_grid(tiles, labels, columns=len(small)))
+    if e.groups is not None:
+        parts.append(_groups_png(e.groups.layer, e.photo))
     width = max(p.shape[-1] for p in parts)
     if e.warning is not None:
         parts.insert(0, _banner_png(f"{e.warning}.", width))
     padded = [F.pad(p, (0, width - p.shape[-1]), value=1.0) for p in parts]
     return png_bytes(torch.cat(padded, dim=1))
+
+
+def _groups_png(found: LayerGroups, photo: torch.Tensor) -> torch.Tensor:
+    """The explained layer's groups: each one's visualization (when rendered) over its map."""
+    shares = [_share(v, found.numbers["total"]) for v in found.attributions.tolist()]
+    tiles, labels = [], []
+    if found.images is not None:
+        tiles += [
+            F.interpolate(i[None].cpu(), size=(112, 112), mode="bilinear", antialias=True)[0] for i in found.images
+        ]
+        labels += [f"group {g + 1} ({share})" for g, share in enumerate(shares)]
+    for g, m in enumerate(found.maps):
+        tiles.append(F.interpolate(heatmap(m, photo)[None], size=(112, 112), mode="bilinear", antialias=True)[0])
+        labels.append(f"group {g + 1} here" if found.images is not None else f"group {g + 1} ({shares[g]})")
+    return make_grid(tiles, labels, columns=len(found.maps))
 
 
 def _banner_png(text: str, width: int) -> torch.Tensor:
@@ -394,6 +536,7 @@ def numbers(e: Explanation) -> dict[str, Any]:
         "circuit": [{"from": f"{e.earlier}:{j}", "to": f"{e.layer}:{c}", "weight": w} for j, c, w in e.circuit],
         "ablation": e.ablation,
         "deletion": e.deletion,
+        "groups": e.groups.to_dict() if e.groups is not None else None,
         "settings": e.settings,
         "seconds": e.seconds,
     }

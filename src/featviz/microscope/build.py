@@ -4,7 +4,7 @@ examples and the figures a page shows, written to a folder with a SQLite catalog
 Per unit: the channel's visualization, the negative one (the channel minimized), the neuron
 at the centre and a diversity set of 4, all through the one render loop, batched as the atlas
 is (one unit per image); its top and bottom dataset examples with their patches
-(:mod:`featviz.examples`); **what it drives** (the classes whose logits it raises and lowers
+(:mod:`featviz.analysis.examples`); **what it drives** (the classes whose logits it raises and lowers
 most: the derivative of each logit along the channel, forward-mode, averaged over images);
 **its inputs** (the units of the previous chosen layer that drive it most: gradient x
 activation over its top examples); and two **trust figures**: the visualization's activation
@@ -32,6 +32,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from featviz.analysis.attribution import channel_inputs
+from featviz.analysis.trust import trust
 from featviz.data.sources import SHIPPED, items
 from featviz.errors import FeatvizError
 from featviz.io.examples import channel_summary
@@ -40,11 +42,9 @@ from featviz.io.images import png_bytes
 from featviz.microscope.catalog import CATALOG, Catalog, all_done, part_path
 from featviz.models import LOGITS, ModelAdapter, load_model, place
 from featviz.models.grids import from_grid, grid_shape, to_grid
-from featviz.models.hooks import capture
 from featviz.models.layers import stages
 from featviz.models.layout import NCHW, NHWC, TOKENS
 from featviz.optvis.callbacks import Callback, StepState
-from featviz.optvis.objectives import as_grid
 from featviz.optvis.recipes import MICROSCOPE, Recipe, get_recipe
 from featviz.optvis.record import weights_fields
 from featviz.optvis.spec import check_recipe
@@ -132,7 +132,7 @@ def build(
     """Build (or resume) the Microscope of ``model`` in the folder ``out``.
 
     ``layers`` (default: :func:`default_layers`); ``units_per_layer`` channels of each, from
-    channel 0 (``None``: all); ``data`` for the examples (see :func:`featviz.examples.examples`,
+    channel 0 (``None``: all); ``data`` for the examples (see :func:`featviz.analysis.examples.examples`,
     ``examples_limit`` keeps its first images); ``size`` px images, ``steps`` per render
     (the recipe's when left out), ``k`` examples per list, ``batch`` units per render.
     """
@@ -241,7 +241,7 @@ def render_units(
     the units' images (channel, negative, neuron, diversity); an exception it raises abandons
     the render between two steps, and nothing of these units is written (their files and
     catalog rows are written only once every image is rendered)."""
-    from featviz.examples import ExamplesResult, load_examples
+    from featviz.analysis.examples import ExamplesResult, load_examples
 
     out = Path(out)
     catalog = Catalog(out / CATALOG)
@@ -326,7 +326,7 @@ def _examples(
     """The dataset examples of every chosen layer: loaded when an earlier run wrote them with
     the same settings, else one pass (a shard per rank, merged) written to ``examples.safetensors``
     (tensors and JSON: reading a folder someone sent runs none of its code)."""
-    from featviz.examples import examples, load_examples, merge, save_examples
+    from featviz.analysis.examples import examples, load_examples, merge, save_examples
 
     path = _examples_file(out, missing_ok=True)
     key = {"layers": names, "data": str(data), "k": k, "size": size, "limit": limit}
@@ -388,9 +388,9 @@ def _dream(
 ) -> None:
     """The layer's DeepDream of a shipped photo (``steps`` per octave at most: a build of a few
     steps per render dreams in as few)."""
-    from featviz.dream import dream
     from featviz.io.records import write_record
     from featviz.optvis.recipes import DREAM
+    from featviz.tools.dream import dream
 
     result = dream(
         adapter,
@@ -424,7 +424,7 @@ def _slice(
 ) -> list[dict[str, Any]]:
     """Render and measure one slice of units; write their files; return their catalog rows.
     ``on_step(done, total)``: see :func:`render_units`."""
-    from featviz.diverse import diversity_objective
+    from featviz.tools.diverse import diversity_objective
 
     common: dict[str, Any] = {"recipe": rec, "seed": seed, "size": size}
     jobs: list[tuple[Any, int | None]] = [
@@ -446,7 +446,7 @@ def _slice(
             raise KeyboardInterrupt
     drives = _drives(adapter, layer, units, found, size)
     inputs = _inputs(adapter, layer, prev, units, found) if prev else [[] for _ in units]
-    trust = _trust(adapter, layer, prev, units, channel.images, found)
+    trusted = trust(adapter, layer, prev, units, channel.images, found)
     rows = []
     for i, c in enumerate(units):
         folder = out / "units" / layer / str(c)
@@ -468,7 +468,7 @@ def _slice(
             "examples": channel_summary(found, layer, c),
             "drives": drives[i],
             "inputs": inputs[i],
-            **trust[i],
+            **trusted[i],
         }
         rows.append({"layer": layer, "channel": c, "files": files, "figures": figures, "records": records})
     return rows
@@ -574,60 +574,13 @@ def _drives(adapter: ModelAdapter, layer: str, units: list[int], found: Any, siz
 
 
 def _inputs(adapter: ModelAdapter, layer: str, prev: str, units: list[int], found: Any) -> list[list[Any]]:
-    """Per unit, the channels of ``prev`` that drive it most on its top examples:
-    gradient x activation, summed over positions, averaged over the examples."""
-    out = []
+    """Per unit, the channels of ``prev`` that drive it most on its top examples
+    (:func:`~featviz.analysis.attribution.channel_inputs`, the channel's spatial mean)."""
     ex = found.layers[layer]
-    for c in units:
-        images = _images(found, [int(i) for i in ex.top_mean.index[c]]).to(adapter.device)
-        with capture(adapter, [prev, layer]) as cap:
-            acts = cap(images)
-            below = acts[prev]
-            score = as_grid(acts, layer)[:, c].mean((1, 2)).sum()
-            (grad,) = torch.autograd.grad(score, below)
-        contrib = to_grid(adapter, prev, (grad * below).detach()).flatten(2).sum(2).mean(0)  # [C_prev]
-        top = contrib.topk(min(TOP_INPUTS, contrib.numel()))
+    batches = [_images(found, [int(i) for i in ex.top_mean.index[c]]) for c in units]
+    weights = channel_inputs(adapter, batches, layer, prev, units, spatial_mean=True)
+    out = []
+    for row in weights:
+        top = row.topk(min(TOP_INPUTS, row.numel()))
         out.append([(int(j), round(float(v), 5)) for v, j in zip(top.values, top.indices, strict=True)])
     return out
-
-
-def _trust(
-    adapter: ModelAdapter, layer: str, prev: str | None, units: list[int], images: torch.Tensor, found: Any
-) -> list[dict[str, Any]]:
-    """Per unit: the visualization's activation as a multiple of its best example's (both the
-    channel's spatial mean at the build's size), and the rank correlation between the
-    activations (channel means) that the visualization and its top examples cause in the
-    layer below (``prev``, or the first layer the model runs)."""
-    below = prev or _first_conv(adapter)
-    ex = found.layers[layer]
-    out = []
-    with torch.no_grad(), capture(adapter, [below, layer]) as cap:
-        viz = cap(images.to(adapter.device))
-        for i, c in enumerate(units):
-            value = float(as_grid(viz, layer)[i, c].mean())
-            best = float(ex.top_mean.values[c, 0])
-            acts = cap(_images(found, [int(j) for j in ex.top_mean.index[c]]).to(adapter.device))
-            mine = as_grid(viz, below)[i].mean((1, 2))
-            theirs = as_grid(acts, below).mean((2, 3)).mean(0)
-            out.append(
-                {
-                    "activation_vs_best_example": round(value / best, 3) if best > 0 else None,
-                    "rank_correlation_below": round(_spearman(mine, theirs), 3),
-                    "below": below,
-                }
-            )
-    return out
-
-
-def _first_conv(adapter: ModelAdapter) -> str:
-    for name, module in adapter.module.named_modules():
-        if isinstance(module, nn.Conv2d):
-            return name
-    raise FeatvizError(f"{adapter.name} has no convolution to compare activations in")
-
-
-def _spearman(a: torch.Tensor, b: torch.Tensor) -> float:
-    ra = a.argsort().argsort().float()
-    rb = b.argsort().argsort().float()
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    return float((ra * rb).sum() / ((ra.norm() * rb.norm()) + 1e-12))

@@ -149,7 +149,7 @@ _DEFAULT = Recipe(
 
 #: Lucid's whole-image transforms with a hot, annealed step: 192 steps instead of 512. One image
 #: per command in under a fifth of Lucent's time, with at least its judge transfer summed over
-#: two seeds of 16 held-out classes (bench/single.py; docs/benchmarks.md, seventh part).
+#: two seeds of 16 held-out classes (bench/speed.py single; docs/benchmarks.md, seventh part).
 FAST = Recipe(
     "fast",
     "Lucid's whole-image transforms (pad, jitter, scale, rotate) on a Fourier image, Adam 0.12 "
@@ -178,7 +178,7 @@ DREAM = Recipe(
 
 #: The build's recipe: the default with 2 crops at the image's own size and 64 steps, so a
 #: whole layer renders in minutes on a CPU. At 128 px it draws the same patterns as 4 crops
-#: and 96 steps in a quarter of the time (bench/microscope.py, docs/benchmarks.md).
+#: and 96 steps in a quarter of the time (bench/microscope.py build, docs/benchmarks.md).
 MICROSCOPE = _DEFAULT.replace(
     name="microscope",
     description="default recipe for whole-model builds: 2 crops at the image size, 64 steps",

@@ -71,6 +71,32 @@ def weights_fields(adapter: Any) -> dict[str, Any]:
     }
 
 
+#: What decides a result, by record kind: two records of one kind that agree on these fields
+#: are the same run. A command may replace its own earlier output (``check_replace``), and a
+#: resumed job reuses finished parts (atlas tiles), only when the identities are equal.
+IDENTITY: dict[str, tuple[str, ...]] = {
+    "render": ("model", "unit", "unit_form", "recipe", "seed", "batch", "size", "init", "param_seed", "load"),
+    "atlas": ("model", "layer", "recipe", "seed", "size", "load"),
+    "dream": ("model", "image", "unit", "load"),
+    "zoom": ("model", "unit", "seed", "load"),
+    "checkpoints": ("model", "unit", "seed"),
+    "microscope": ("model", "size", "recipe", "seed", "k", "data", "weights"),
+}
+
+
+def identity(kind: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """The identity of a run of ``kind`` (:data:`IDENTITY`) from a record or the fields known
+    before it runs (those left out are not compared), as JSON reads it back.
+
+    >>> identity("atlas", {"model": "m", "layer": "blocks.2", "seed": 0, "scores": [1.0]})
+    {'kind': 'atlas', 'model': 'm', 'layer': 'blocks.2', 'seed': 0}
+    """
+    if kind not in IDENTITY:
+        raise FeatvizError(f"unknown record kind {kind!r}: expected one of {', '.join(IDENTITY)}")
+    out = {"kind": kind, **{k: fields[k] for k in IDENTITY[kind] if k in fields}}
+    return json.loads(json.dumps(out))  # type: ignore[no-any-return]
+
+
 def make_record(kind: str, fields: dict[str, Any], *, seconds: float, status: str = "done") -> dict[str, Any]:
     """A record of one run of ``kind`` (render, dream, zoom, atlas): ``fields`` (what ran and
     what came out) with the status, time taken, creation time and library versions, exactly

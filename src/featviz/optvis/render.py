@@ -93,8 +93,10 @@ def render(
     ``objective`` is an :class:`~featviz.optvis.objectives.Objective`, a unit string such as
     ``"blocks.5:51"`` or ``"logits:hen"``, a function of the activations
     (``lambda acts: acts["blocks.4"][:, 7].mean((1, 2))``), or a list of those (one image per
-    unit, one forward pass per step for all). Explicit arguments and objects override the
-    recipe's values; the record says what ran (:mod:`featviz.optvis.spec`). ``transforms``
+    unit, one forward pass per step for all). ``recipe`` is a name (``featviz recipes``) or a
+    :class:`~featviz.optvis.recipes.Recipe`; ``overrides`` (:class:`~featviz.optvis.spec.Overrides`)
+    replace any of its fields and take objects for its parts; the record says what ran
+    (:mod:`featviz.optvis.spec`). ``transforms``
     takes a :class:`~featviz.optvis.transforms.Transform`, a list, or any module or function
     of an image batch; ``optimizer`` a name (featviz's, ``torch.NAME``, a registered one), a
     ``torch.optim`` class, a function of the parameters, or a torch optimizer built on

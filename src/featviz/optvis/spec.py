@@ -33,7 +33,7 @@ from featviz.optvis.param.spectrum import natural_spectrum, spectrum_of
 from featviz.optvis.recipes import DEFAULT_RECIPE, Recipe, get_recipe
 from featviz.optvis.record import INTEGER, LIST, MAPPING, TEXT, check_fields
 from featviz.optvis.transforms import Compose, FunctionTransform, Resize, Transform
-from featviz.optvis.units import objective_from_repr, parse_objective
+from featviz.optvis.units import names_concepts, objective_from_repr, parse_objective
 
 ObjectiveLike = O.Objective | str | Callable[..., torch.Tensor] | Sequence[O.Objective | str]
 TransformLike = Transform | Callable[[torch.Tensor], torch.Tensor] | Sequence[Any]
@@ -55,7 +55,8 @@ class RunSpec:
     ``recipe`` has the overrides and the passed objects folded in (its ``optimizer``,
     ``param``, ``transforms``, ``lr``, ``steps`` and ``size`` are what ran). ``unit`` is the
     objective as asked (unit syntax, or an objective's ``repr`` when ``unit_form`` is
-    ``"repr"``). ``param_seed`` is the seed of a parameterization the caller built (``None``:
+    ``"repr"``; a concept unit, ``blocks.6/concepts:3``, is kept as its direction's
+    ``repr``, values and all). ``param_seed`` is the seed of a parameterization the caller built (``None``:
     the run built it from ``seed``). ``needs`` names the parts a replay must be given again.
     """
 
@@ -206,6 +207,9 @@ def resolve(
     check_recipe(rec)
     obj, units = to_objective(objective, adapter)
     unit, unit_form = describe_unit(objective)
+    if unit_form == "unit" and names_concepts(unit):  # kept as the directions, so a replay needs no dictionary
+        asked = obj if isinstance(objective, str) else [to_objective(o, adapter)[0] for o in unit]
+        unit, unit_form = describe_unit(asked)
     needs: list[str] = ["objective"] if unit_form == "function" else []
     if param is not None:
         rec, batch, shape = _fold_param(rec, param, batch, size, needs)

@@ -6,6 +6,8 @@
 ``blocks.5``                the whole layer (DeepDream: mean of squares)
 ``logits:hen``, ``logits:8``  class logit, before softmax
 ``probs:hen``               class probability (softmax)
+``blocks.6/concepts:3``     concept 3 of the dictionary loaded for ``blocks.6`` (a direction
+                            over its channels; see :data:`CONCEPTS`)
 ==========================  ===========================================================
 
 Units combine into expressions with numbers, ``+ - * /``, unary minus and parentheses,
@@ -22,6 +24,8 @@ import ast
 import re
 from typing import Any
 
+import torch
+
 from featviz.errors import UnitError
 from featviz.errors import shorten as _short
 from featviz.models.adapter import LOGITS, ModelAdapter
@@ -32,6 +36,14 @@ _UNIT_CHAR = re.compile(r"[^\s+\-*/()]")
 _PREC = {"+": 1, "-": 1, "*": 2, "/": 2, "neg": 3, "pos": 3}
 MAX_LENGTH = 10_000  # characters in one expression
 MAX_DEPTH = 100  # nested parentheses and unary signs
+CONCEPTS_SUFFIX = "/concepts"  # LAYER/concepts:N
+#: The concept dictionaries that ``LAYER/concepts:N`` units read, by (model name, layer name):
+#: ``[k, C]`` unit-length directions over the layer's channels. A unit cannot learn a
+#: dictionary, so one is put here first: :func:`featviz.analysis.concepts.use`.
+CONCEPTS: dict[tuple[str, str], torch.Tensor] = {}
+#: The cosine weighting of a concept's objective (as neuron groups' visualizations use):
+#: it favours the concept's mix of channels over turning every channel up.
+CONCEPT_COSSIM_POW = 1.0
 
 
 def parse_unit(text: str, adapter: ModelAdapter | None = None, *, batch: int | None = None) -> obj.Objective:
@@ -46,6 +58,8 @@ def parse_unit(text: str, adapter: ModelAdapter | None = None, *, batch: int | N
     if not text:
         raise UnitError("empty unit: expected LAYER, LAYER:CHANNEL, LAYER:CHANNEL@X,Y or logits:CLASS")
     layer, sep, rest = text.partition(":")
+    if layer.endswith(CONCEPTS_SUFFIX):
+        return _concept(text, layer[: -len(CONCEPTS_SUFFIX)], sep, rest, adapter, batch)
     if layer in (LOGITS, "probs"):
         if not sep or not rest.strip():
             raise UnitError(f"{_short(text)}: expected {layer}:CLASS with a class name or index, e.g. {layer}:hen")
@@ -74,6 +88,49 @@ def parse_unit(text: str, adapter: ModelAdapter | None = None, *, batch: int | N
         raise UnitError(f"{_short(text)}: expected a position X,Y after '@', got {_short(pos)}") from None
     grid = _grid(adapter, layer) if adapter is not None else None
     return obj.neuron(layer, chan, x, y, grid=grid, batch=batch)
+
+
+def _concept(
+    text: str, layer: str, sep: str, rest: str, adapter: ModelAdapter | None, batch: int | None
+) -> obj.Objective:
+    """``LAYER/concepts:N``: the direction of concept ``N`` of the dictionary loaded for the layer."""
+    if not layer:
+        raise UnitError(f"{_short(text)} has no layer before '{CONCEPTS_SUFFIX}': expected LAYER/concepts:N")
+    if not sep or not rest.strip().isdigit():
+        raise UnitError(f"{_short(text)}: expected LAYER/concepts:N with a concept index N, e.g. blocks.6/concepts:3")
+    if adapter is not None:
+        layer = _layer(adapter, layer)
+    model = adapter.name if adapter is not None else None
+    directions = concept_directions(layer, model)
+    index = int(rest)
+    if index >= len(directions):
+        raise UnitError(
+            f"{_short(text)}: expected a concept index from 0 to {len(directions) - 1} "
+            f"(the dictionary of {layer!r} has {len(directions)} concepts), got {index}"
+        )
+    return obj.direction(layer, directions[index], cossim_pow=CONCEPT_COSSIM_POW, batch=batch)
+
+
+def concept_directions(layer: str, model: str | None = None) -> torch.Tensor:
+    """The ``[k, C]`` directions loaded for ``layer`` of ``model`` (any model when ``None`` and
+    only one has a dictionary for the layer), or an error that says how to make one."""
+    found = [(m, d) for (m, name), d in CONCEPTS.items() if name == layer and model in (None, m)]
+    if len(found) == 1:
+        return found[0][1]
+    if found:
+        models = ", ".join(sorted(m for m, _ in found))
+        raise UnitError(f"concept dictionaries of {layer!r} are loaded for {models}: parse the unit with its model")
+    shown = model or "MODEL"
+    raise UnitError(
+        f"no concept dictionary is loaded for {layer!r} of {shown}: learn one with "
+        f"result = featviz.concepts({shown!r}, {layer!r}, k), then featviz.analysis.concepts.use(result) "
+        "(or use(path) with a file featviz.analysis.concepts.save_concepts wrote)"
+    )
+
+
+def names_concepts(unit: str | list[str]) -> bool:
+    """Whether a unit expression (or any of a list) reads a concept dictionary."""
+    return any(CONCEPTS_SUFFIX + ":" in u for u in ([unit] if isinstance(unit, str) else unit))
 
 
 def _layer(adapter: ModelAdapter, name: str) -> str:
@@ -204,7 +261,10 @@ def _tokens(expr: str) -> Any:
             i += 1
             continue
         number = _NUMBER.match(expr, i)
-        if number and not (number.end() < n and (expr[number.end()] in ":.@_" or expr[number.end()].isalpha())):
+        end = number.end() if number else 0
+        if number and not (
+            end < n and (expr[end] in ":.@_" or expr[end].isalpha() or expr.startswith(CONCEPTS_SUFFIX + ":", end))
+        ):
             yield "number", number.group(), i + 1
             i = number.end()
             continue
@@ -221,6 +281,8 @@ def _unit_end(expr: str, start: int) -> int:
     i, n = start, len(expr)
     while i < n and _UNIT_CHAR.match(expr[i]) and expr[i] != ":":
         i += 1
+    if expr.startswith(CONCEPTS_SUFFIX + ":", i):  # LAYER/concepts:N is one unit, not a division
+        i += len(CONCEPTS_SUFFIX)
     if i >= n or expr[i] != ":":
         return i
     if expr[start:i] not in (LOGITS, "probs"):

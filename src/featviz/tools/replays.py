@@ -6,12 +6,12 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from featviz.atlas import replay_atlas
-from featviz.checkpoints import replay_checkpoints
-from featviz.dream import replay_dream
 from featviz.errors import FeatvizError
 from featviz.optvis import render
-from featviz.zoom import replay_zoom
+from featviz.tools.atlas import replay_atlas
+from featviz.tools.checkpoints import replay_checkpoints
+from featviz.tools.dream import replay_dream
+from featviz.tools.zoom import replay_zoom
 
 #: The replay of each kind of record (its ``"kind"``), by kind.
 REPLAYS: dict[str, Callable[..., Any]] = {

@@ -28,7 +28,7 @@ from featviz.io.store import TileStore
 from featviz.models import ModelAdapter, load_model, place
 from featviz.models.layers import output_shape
 from featviz.optvis.recipes import DEFAULT_RECIPE, Recipe, get_recipe
-from featviz.optvis.record import INTEGER, LIST, MAPPING, TEXT, make_record, weights_fields
+from featviz.optvis.record import INTEGER, LIST, MAPPING, TEXT, identity, make_record, weights_fields
 from featviz.optvis.render import render
 from featviz.optvis.replaying import check_record, replay_device, replay_model
 from featviz.optvis.spec import check_recipe
@@ -135,7 +135,8 @@ def atlas(
     chans = parse_channels(channels, layer_channels(adapter, layer, size))
     dev = place(adapter, adapter, device)  # where each batch's render runs: it is handed the adapter
     # What a saved tile must match to be reused.
-    key = {"model": adapter.name, "layer": layer, "recipe": rec.to_dict(), "seed": seed, "size": size}
+    ran = {"model": adapter.name, "layer": layer, "recipe": rec.to_dict(), "seed": seed, "size": size}
+    key = {k: v for k, v in identity("atlas", {**ran, **weights_fields(adapter)}).items() if k != "kind"}
     store = TileStore(Path(out_dir) / TILES, key) if out_dir is not None else None
     tiles: dict[int, torch.Tensor] = {}
     scores: dict[int, float] = {}

@@ -17,7 +17,8 @@ clamped activation the groups describe, so that the shares add up to it; the gra
 activation of the negative part, which no group describes, is reported beside them
 (``GroupsResult.numbers["negative"]``). The faithfulness check takes the top group out of the
 activation and compares the logit's drop with that for random directions of the same size
-(see :func:`_ablation`).
+(see :func:`ablate_top`). :func:`group_grid` says how much each group of an earlier layer
+feeds each group of a later one on the photo (the building blocks' grid).
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ import torch.nn.functional as F
 from featviz.errors import FeatvizError
 from featviz.models import ModelAdapter, load_model, place
 from featviz.models.grids import from_grid, to_grid
-from featviz.models.hooks import eval_mode, intervene
+from featviz.models.hooks import capture, eval_mode, intervene
+from featviz.optvis.objectives import Objective, as_grid
 
 RANDOM_DRAWS = 16  # random directions the top group's removal is compared with
 COSSIM_POW = 1.0  # the visualizations' cosine weighting (Lucid's building blocks use 1)
@@ -130,6 +132,57 @@ class GroupsResult:
         }
 
 
+@dataclass
+class LayerGroups:
+    """The ``k`` groups of one layer on a photo (see :func:`layer_groups`), strongest presence
+    first: what :func:`groups` and explain share."""
+
+    layer: str
+    directions: torch.Tensor  # [k, C], >= 0, unit length (float64)
+    maps: torch.Tensor  # [k, h, w], >= 0, on the layer's grid (float64)
+    attributions: torch.Tensor  # [k]: each group's share of the score's gradient x activation
+    numbers: dict[str, Any]  # total, unassigned, negative, reconstruction_error
+    images: torch.Tensor | None = None  # [k, 3, S, S]: each direction's visualization, when rendered
+
+    def to_dict(self) -> dict[str, Any]:
+        """The numbers (no images) for a JSON sidecar."""
+        return {
+            "layer": self.layer,
+            "attributions": [round(float(a), 6) for a in self.attributions],
+            "presence": [round(float(m.sum()), 6) for m in self.maps],
+            "numbers": self.numbers,
+            "directions": [[round(float(v), 6) for v in d] for d in self.directions],
+            "maps": [[[round(float(v), 6) for v in row] for row in m] for m in self.maps],
+        }
+
+
+@dataclass
+class GroupGrid:
+    """How much each group of ``earlier`` feeds each group of ``layer`` on a photo (see
+    :func:`group_grid`): ``weights[g, f]`` from earlier group ``f`` to group ``g``, and per
+    group ``g`` the totals its row splits, ``weights[g].sum() + unassigned[g] == total[g]``."""
+
+    layer: str
+    earlier: str
+    weights: torch.Tensor  # [k_layer, k_earlier]
+    total: torch.Tensor  # [k_layer]: gradient x activation of the group's score on earlier's positive part
+    unassigned: torch.Tensor  # [k_layer]: the part of total where no earlier group is present
+    negative: torch.Tensor  # [k_layer]: on earlier's negative part, which no group describes
+
+    def to_dict(self) -> dict[str, Any]:
+        def values(t: torch.Tensor) -> list[Any]:
+            return [round(float(v), 6) for v in t] if t.dim() == 1 else [values(r) for r in t]
+
+        return {
+            "layer": self.layer,
+            "earlier": self.earlier,
+            "weights": values(self.weights),
+            "total": values(self.total),
+            "unassigned": values(self.unassigned),
+            "negative": values(self.negative),
+        }
+
+
 def groups(
     model: str | ModelAdapter | Any,
     image: str | Path | torch.Tensor,
@@ -156,37 +209,34 @@ def groups(
     (the layer, a layer without positions, ``k`` outside 1 to min(channels, positions), the
     class) is refused before the photo runs.
     """
+    from featviz.analysis.attribution import class_score, default_layers, layer_gradients, spatial
     from featviz.data.photos import load_image, resize
-    from featviz.explain.core import _gradients, _score, _spatial, default_layers
     from featviz.optvis.record import weights_fields
 
     t0 = time.perf_counter()
     adapter = load_model(model)
     place(adapter, model, device)
     name = adapter.layer_name(layer or default_layers(adapter)[0])
-    c, h, w = _spatial(adapter, name, "layer")
-    _check(adapter, k, c, h * w, size, steps)
+    c, h, w = spatial(adapter, name, "layer")
+    check_k(k, c, h * w)
+    _check(size, steps)
     wanted = adapter.class_index(target) if target is not None else None
     photo = resize(image if isinstance(image, torch.Tensor) else load_image(image), adapter.input_size)
     x = photo[None].to(adapter.device)
     with torch.no_grad(), eval_mode(adapter):
         cls = int(adapter(x)[0].argmax()) if wanted is None else wanted
-    score = _score(adapter, cls, None)
-    grads, acts = _gradients(adapter, x, name, score)  # [1, C, h, w] each
-    grads, acts = grads[0].cpu().double(), acts[0].cpu().double()
+    score = class_score(adapter, cls, None)
+    grads, acts = layer_gradients(adapter, x, name, score)  # [1, C, h, w] each
     times = {"activations": time.perf_counter() - t0}
 
     t = time.perf_counter()
-    directions, maps, error = factorize(acts, k, seed)
-    attributions, numbers = attribute(grads * acts.clamp(min=0), directions, maps)
-    numbers["negative"] = float((grads * acts.clamp(max=0)).sum())  # what no group describes
-    numbers["reconstruction_error"] = error
+    found = layer_groups(name, grads[0], acts[0], k, seed)
     times["groups"] = time.perf_counter() - t
     t = time.perf_counter()
-    ablation = _ablation(adapter, x, name, directions, maps, attributions, score, seed)
+    ablation = ablate_top(adapter, x, found, score, seed)
     times["ablation"] = time.perf_counter() - t
     t = time.perf_counter()
-    images = _visualize(adapter, name, directions, size, steps, seed, progress)
+    images = _visualize(adapter, found, size, steps, seed, progress)
     times["visualizations"] = time.perf_counter() - t
     times["total"] = time.perf_counter() - t0
     labels = adapter.labels
@@ -206,33 +256,52 @@ def groups(
         layer=name,
         target=(cls, labels.name(cls) if labels is not None else str(cls)),
         photo=photo,
-        maps=maps.float(),
-        maps_photo=F.interpolate(maps[None].float(), size=tuple(photo.shape[-2:]), mode="bilinear")[0].clamp(min=0),
-        directions=directions.float(),
+        maps=found.maps.float(),
+        maps_photo=on_photo(found.maps, tuple(photo.shape[-2:])),
+        directions=found.directions.float(),
         images=images,
-        attributions=attributions.float(),
+        attributions=found.attributions.float(),
         ablation=ablation,
         record=record,
-        numbers=numbers,
+        numbers=found.numbers,
         seconds=times,
     )
 
 
-def _check(adapter: ModelAdapter, k: int, channels: int, positions: int, size: int, steps: int | None) -> None:
-    """Everything that can be refused before the work, in one line each."""
+def check_k(k: int, channels: int, positions: int, *, name: str = "k", layer: str = "the layer") -> None:
+    """Refuse ``k`` groups of a layer with ``channels`` channels at ``positions`` positions
+    unless 1 <= k <= min(channels, positions), and groups without scikit-learn, in one line."""
     most = min(channels, positions)
     if not 1 <= k <= most:
         raise FeatvizError(
-            f"expected k from 1 to {most} (the layer has {channels} channels at {positions} positions), got {k}"
+            f"expected {name} from 1 to {most} ({layer} has {channels} channels at {positions} positions), got {k}"
         )
-    if size < 1:
-        raise FeatvizError(f"expected a visualization size of at least 1 px, got {size}")
-    if steps is not None and steps < 1:
-        raise FeatvizError(f"expected --steps of at least 1, got {steps}")
     try:
         import sklearn.decomposition  # noqa: F401
     except ImportError as err:  # pragma: no cover - the test extra installs it
         raise FeatvizError("groups needs scikit-learn: pip install scikit-learn") from err
+
+
+def _check(size: int, steps: int | None) -> None:
+    """The render settings that can be refused before the work, in one line each."""
+    if size < 1:
+        raise FeatvizError(f"expected a visualization size of at least 1 px, got {size}")
+    if steps is not None and steps < 1:
+        raise FeatvizError(f"expected --steps of at least 1, got {steps}")
+
+
+def layer_groups(layer: str, grads: torch.Tensor, acts: torch.Tensor, k: int, seed: int = 0) -> LayerGroups:
+    """The ``k`` groups of ``layer`` from a score's gradient and the layer's activation on a
+    photo (``[C, H, W]`` each, :func:`~featviz.analysis.attribution.layer_gradients`): NMF
+    of the activation clamped at 0 (:func:`factorize`), each group's share of the gradient
+    x activation on that clamped activation (:func:`attribute`), and beside them the gradient
+    x activation of the negative part, which no group describes (``numbers["negative"]``)."""
+    grads, acts = grads.detach().cpu().double(), acts.detach().cpu().double()
+    directions, maps, error = factorize(acts, k, seed)
+    attributions, numbers = attribute(grads * acts.clamp(min=0), directions, maps)
+    numbers["negative"] = float((grads * acts.clamp(max=0)).sum())
+    numbers["reconstruction_error"] = error
+    return LayerGroups(layer, directions, maps, attributions, numbers)
 
 
 def factorize(acts: torch.Tensor, k: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, float]:
@@ -288,17 +357,57 @@ def attribute(
     return values, numbers
 
 
-def _ablation(
-    adapter: ModelAdapter,
-    x: torch.Tensor,
-    layer: str,
-    directions: torch.Tensor,
-    maps: torch.Tensor,
-    attributions: torch.Tensor,
-    score: Any,
-    seed: int,
-) -> dict[str, Any]:
-    """The drop of the class logit when the top-attributed group is taken out of the layer,
+def group_grid(adapter: ModelAdapter, x: torch.Tensor, later: LayerGroups, earlier: LayerGroups) -> GroupGrid:
+    """How much each group ``f`` of ``earlier`` feeds each group ``g`` of ``later`` on the
+    photo ``x`` (``[1, 3, H, W]``), the building blocks' grid.
+
+    Group ``g``'s score is the projection of ``later``'s activation, clamped at 0 (what its
+    groups describe), on its direction, summed over positions: ``s_g = sum_p <A+[:, p], W_g>``.
+    Its attribution at ``earlier`` is gradient x activation there (the gradient from captum's
+    ``LayerGradientXActivation``), taken on the positive part of ``earlier``'s activation,
+    which its groups describe, and split between them as :func:`attribute` splits the
+    class's: at every channel and position in proportion to each group's part of the
+    reconstruction there. So each row adds up exactly:
+    ``weights[g].sum() + unassigned[g] == total[g]``; ``negative[g]`` is the gradient x
+    activation on ``earlier``'s negative part, which no group describes. All ``g`` are one
+    batch of one forward and backward pass (the photo repeated)."""
+    from captum.attr import LayerGradientXActivation
+
+    k = len(later.directions)
+    directions = later.directions.to(adapter.device, torch.float32)
+
+    def scores(batch: torch.Tensor) -> torch.Tensor:  # [N, k]: every group's score on every image
+        with capture(adapter, [later.layer]) as cap:
+            grid = as_grid(cap(batch), later.layer).clamp(min=0)
+            return torch.einsum("nchw,kc->nk", grid, directions.to(grid.dtype))
+
+    for name in (later.layer, earlier.layer):
+        adapter.layout(name)  # probed now if unknown: a probe inside the attribution would overwrite captum's capture
+    gradient = LayerGradientXActivation(scores, adapter.get_module(earlier.layer), multiply_by_inputs=False)
+    with eval_mode(adapter):
+        grads = gradient.attribute(x.repeat(k, 1, 1, 1), target=list(range(k))).detach()
+    with torch.no_grad(), capture(adapter, [earlier.layer]) as cap:
+        acts = as_grid(cap(x), earlier.layer)[0].cpu().double()
+    grads = to_grid(adapter, earlier.layer, grads).cpu().double()  # [k, C, h, w]
+    rows = [attribute(g * acts.clamp(min=0), earlier.directions, earlier.maps) for g in grads]
+    return GroupGrid(
+        layer=later.layer,
+        earlier=earlier.layer,
+        weights=torch.stack([values for values, _ in rows]),
+        total=torch.tensor([numbers["total"] for _, numbers in rows], dtype=torch.float64),
+        unassigned=torch.tensor([numbers["unassigned"] for _, numbers in rows], dtype=torch.float64),
+        negative=(grads * acts.clamp(max=0)).sum((1, 2, 3)),
+    )
+
+
+def on_photo(maps: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+    """``[k, h, w]`` maps upsampled (bilinear) to the photo's ``size``, ``[k, H, W]``, >= 0."""
+    return F.interpolate(maps[None].float().cpu(), size=size, mode="bilinear")[0].clamp(min=0)
+
+
+def ablate_top(adapter: ModelAdapter, x: torch.Tensor, found: LayerGroups, score: Any, seed: int) -> dict[str, Any]:
+    """The drop of the score (the class logit) when the top-attributed group of ``found`` is
+    taken out of its layer on the photo ``x``,
     beside the drops for random group-sized directions (one batched forward, one removal a row):
 
     - the verdict's: ``RANDOM_DRAWS`` random permutations of the group's own direction over
@@ -315,8 +424,9 @@ def _ablation(
     ``A' = min(A, 0) + max(A+ - R, 0)``, so no entry goes below 0 or below where it was
     (the groups describe the positive part only). ``holds``: the top group's drop is at
     least twice the random mean, and above 0."""
-    k, c = directions.shape
-    top = int(attributions.argmax())
+    layer, directions, maps = found.layer, found.directions, found.maps
+    c = directions.shape[1]
+    top = int(found.attributions.argmax())
     gen = torch.Generator().manual_seed(seed)
     shuffled = torch.stack([directions[top][torch.randperm(c, generator=gen)] for _ in range(RANDOM_DRAWS)])
     dense = torch.randn(RANDOM_DRAWS, c, generator=gen, dtype=torch.float64).abs()
@@ -352,14 +462,20 @@ def _spread(drops: torch.Tensor) -> dict[str, Any]:
     }
 
 
+def direction_objectives(found: LayerGroups) -> list[Objective]:
+    """Each group's direction as the objective its visualization maximizes."""
+    from featviz.optvis.objectives import direction
+
+    return [direction(found.layer, d.float(), cossim_pow=COSSIM_POW) for d in found.directions]
+
+
 def _visualize(
-    adapter: ModelAdapter, layer: str, directions: torch.Tensor, size: int, steps: int | None, seed: int, progress: bool
+    adapter: ModelAdapter, found: LayerGroups, size: int, steps: int | None, seed: int, progress: bool
 ) -> torch.Tensor:
     """Every group's direction rendered in one batch of the render loop (the microscope recipe)."""
-    from featviz.optvis.objectives import direction
     from featviz.optvis.render import render
 
-    objectives = [direction(layer, d.float(), cossim_pow=COSSIM_POW) for d in directions]
+    objectives = direction_objectives(found)
     result = render(adapter, objectives, recipe="microscope", size=size, steps=steps, seed=seed, progress=progress)
     if result.interrupted:
         raise KeyboardInterrupt

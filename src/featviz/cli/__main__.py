@@ -1,0 +1,5 @@
+"""``python -m featviz.cli`` runs the command line."""
+
+from featviz.cli import main
+
+main()

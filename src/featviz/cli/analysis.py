@@ -1,0 +1,243 @@
+"""What a model does with photos: ``examples`` (a dataset pass), ``groups`` (channels that
+fire together on one photo) and ``explain`` (one prediction, in an HTML report)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from featviz.cli.options import (
+    _image_target,
+    _load,
+    _stem,
+    device_option,
+    model_option,
+    model_options,
+    out_option,
+    quiet_option,
+    seed_option,
+    size_option,
+    steps_option,
+)
+from featviz.errors import FeatvizError
+from featviz.models import DEFAULT_MODEL
+
+_VIS_SIZE = "visualizations' size in pixels"
+_VIS_STEPS = "steps per visualization (the microscope recipe's 64 when left out)"
+
+
+@click.command()
+@click.argument("model", default=DEFAULT_MODEL)
+@click.argument("layers")
+@click.option("--data", default="shipped", show_default=True, help="shipped, a folder of images or a list file")
+@click.option("-k", "k", type=int, default=9, show_default=True, help="examples per channel and list")
+@size_option()
+@click.option("--batch", type=int, default=32, show_default=True)
+@click.option("--workers", type=int, default=2, show_default=True, help="DataLoader workers that decode images")
+@click.option("--limit", type=int, help="only the first N images of the source")
+@out_option("folder for examples.json and the patches (default: MODEL_LAYERS_examples)")
+@device_option()
+@model_options
+@quiet_option()
+def examples(
+    model: str,
+    layers: str,
+    data: str,
+    k: int,
+    size: int | None,
+    batch: int,
+    workers: int,
+    limit: int | None,
+    out: str | None,
+    device: str,
+    weights: str | None,
+    pretrained: bool,
+    quiet: bool,
+) -> None:
+    """Dataset examples of every channel of LAYERS (comma-separated): the top and bottom
+    images by the channel's spatial maximum (and the top by its mean), with patches."""
+    from featviz.analysis.examples import examples as find
+    from featviz.io.examples import write_examples
+    from featviz.io.outputs import check_writable, default_name
+
+    adapter = _load(model, weights, pretrained)
+    names = [adapter.layer_name(n.strip()) for n in layers.split(",") if n.strip()]
+    folder = Path(out or default_name(adapter.name, *names, "examples"))
+    check_writable(folder / "examples.json")
+    result = find(
+        adapter,
+        names,
+        data=data,
+        k=k,
+        size=size,
+        batch=batch,
+        workers=workers,
+        limit=limit,
+        device=device,
+        progress=not quiet,
+    )
+    files = write_examples(result, folder)
+    click.echo(
+        f"wrote {len(files)} files to {folder} ({len(result.items) - len(result.skipped)} images, "
+        f"{len(result.skipped)} skipped, {result.images_per_second:.1f} images/s)"
+    )
+
+
+@click.command()
+@click.argument("image")
+@model_option
+@click.option("--layer", help="the layer whose channels are grouped (default: the last stage before pooling)")
+@click.option("-k", "k", type=int, default=6, show_default=True, help="number of groups")
+@size_option(_VIS_SIZE, default=128, show_default=True)
+@steps_option(_VIS_STEPS)
+@click.option("--class", "target", help="the class the groups are attributed to (default: the top class)")
+@seed_option
+@device_option()
+@out_option("the overview PNG (default: IMAGE_groups.png); a .json goes beside it")
+@model_options
+@quiet_option()
+def groups(
+    image: str,
+    model: str,
+    layer: str | None,
+    k: int,
+    size: int,
+    steps: int | None,
+    target: str | None,
+    seed: int,
+    device: str,
+    out: str | None,
+    weights: str | None,
+    pretrained: bool,
+    quiet: bool,
+) -> None:
+    """Find the K groups of channels of a layer that fire together on IMAGE (a file or
+    skimage:NAME), with where each is, its visualization, its share of the class's
+    attribution, and whether taking the top group out matters more than a random direction."""
+    from featviz.analysis.groups import groups as run_groups
+    from featviz.data.photos import load_image
+    from featviz.io.files import atomic_write, json_bytes
+    from featviz.io.images import png_bytes
+    from featviz.models import place
+
+    path = _image_target(out, f"{_stem(image)}_groups")
+    if path.suffix.lower() != ".png":
+        raise FeatvizError(f"expected the overview as a .png file, got {path}")
+    adapter = _load(model, weights, pretrained)
+    place(adapter, model, device)  # a model named on the command line goes where --device says
+    photo = load_image(image)
+    result = run_groups(
+        adapter,
+        photo,
+        layer,
+        k,
+        target=target,
+        size=size,
+        steps=steps,
+        seed=seed,
+        device=device,
+        progress=not quiet,
+        source=image,
+    )
+    files = [
+        atomic_write(path, png_bytes(result.grid())),
+        atomic_write(path.with_suffix(".json"), json_bytes(result.to_dict())),
+    ]
+    a = result.ablation
+    shares = ", ".join(f"{float(v):+.2f}" for v in result.attributions)
+    click.echo(
+        f"{result.record['model']}: {result.target[1]} ({result.target[0]}); {k} groups of {result.layer} "
+        f"(attributions {shares}); removing group {a['group']} drops the logit {a['top_drop']:.2f} vs "
+        f"{a['random_mean']:.2f} +- {a['random_std']:.2f} for {a['draws']} random directions "
+        f"({'holds' if a['holds'] else 'weak'}); wrote {', '.join(str(f) for f in files)} "
+        f"in {result.seconds['total']:.0f} s"
+    )
+
+
+@click.command()
+@click.argument("image")
+@model_option
+@click.option("--class", "target", help="the class to explain (name or index; default: the top class)")
+@click.option("--layer", help="the layer whose channels explain it (default: the last stage before pooling)")
+@click.option("--earlier", help="the layer the circuit reaches into (default: the stage before --layer)")
+@click.option("--top", type=int, default=8, show_default=True, help="channels for and against, ablated together")
+@click.option(
+    "--groups",
+    "groups_k",
+    type=click.IntRange(min=0),
+    help="neuron groups of the layer and of the earlier one, with their grid (0: none) [4, fewer for small layers]",
+)
+@out_option("the HTML report (default: IMAGE_explain.html); a .png and .json go beside it")
+@click.option("--microscope", "microscope_dir", help="take visualizations and examples from this Microscope")
+@size_option(_VIS_SIZE, default=128, show_default=True)
+@steps_option(_VIS_STEPS)
+@seed_option
+@device_option()
+@model_options
+@quiet_option()
+def explain(
+    image: str,
+    model: str,
+    target: str | None,
+    layer: str | None,
+    earlier: str | None,
+    top: int,
+    groups_k: int | None,
+    out: str | None,
+    microscope_dir: str | None,
+    size: int,
+    steps: int | None,
+    seed: int,
+    device: str,
+    weights: str | None,
+    pretrained: bool,
+    quiet: bool,
+) -> None:
+    """Explain why MODEL classifies IMAGE (a file or skimage:NAME) as it does: top classes,
+    attribution maps (captum), the channels for and against with their visualizations, a
+    small circuit, and faithfulness checks, in one self-contained HTML report."""
+    from featviz.data.photos import load_image
+    from featviz.explain import explain as run_explain
+    from featviz.explain import write_report
+    from featviz.io.outputs import check_writable
+    from featviz.models import place
+
+    path = Path(out or f"{_stem(image)}_explain.html")
+    if path.suffix.lower() not in (".html", ".htm"):
+        raise FeatvizError(f"expected the report as an .html file, got {path}")
+    check_writable(path)
+    adapter = _load(model, weights, pretrained)
+    place(adapter, model, device)  # a model named on the command line goes where --device says
+    photo = load_image(image)
+    result = run_explain(
+        adapter,
+        photo,
+        target=target,
+        layer=layer,
+        earlier=earlier,
+        top=top,
+        groups=groups_k,
+        size=size,
+        steps=steps,
+        seed=seed,
+        microscope=microscope_dir,
+        device=device,
+        progress=not quiet,
+        source=image,
+    )
+    files = write_report(result, path)
+    a = result.ablation
+
+    def drop(how: str) -> str:
+        d = a[how]
+        return f"{d['top_drop']:.2f} vs {d['random_mean']:.2f} +- {d['random_std']:.2f}"
+
+    untrained = " (random weights, not trained)" if result.warning else ""
+    click.echo(
+        f"{result.model}{untrained}: {result.target[1]} ({result.target[0]}); the score drops when the top "
+        f"{a['k']} channels of {result.layer} (vs {a['draws']} random sets) are set to their mean over "
+        f"{a['reference_photos']} reference photos {drop('mean')} (the verdict: {'holds' if a['holds'] else 'weak'}), "
+        f"to zero {drop('zero')}, to their own mean over the photo {drop('image_mean')}; "
+        f"wrote {', '.join(str(f) for f in files)} in {result.seconds['total']:.0f} s"
+    )
