@@ -191,3 +191,50 @@ def test_bad_input_is_refused_before_the_work(lite0, data, monkeypatch, no_dicti
     with pytest.raises(featviz.UnitError, match="concept index N"):
         parse_unit("blocks.6/concepts:x", lite0)
     assert repr(parse_unit("blocks.6/concepts:2")) == repr(featviz.direction(LAYER, torch.eye(320)[2], cossim_pow=1.0))
+
+
+def test_the_command_line_learns_a_dictionary_that_render_then_reads(tmp_path, monkeypatch, no_dictionaries):
+    """`featviz concepts` writes the dictionary where `featviz render LAYER/concepts:N`
+    looks for it; without one, render says which command makes it."""
+    import json
+
+    from click.testing import CliRunner
+    from PIL import Image
+    from skimage import data as photos
+
+    from featviz.cli import main
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in (
+        "chelsea",
+        "coffee",
+        "astronaut",
+        "rocket",
+        "cat",
+        "brick",
+        "hubble_deep_field",
+        "immunohistochemistry",
+        "retina",
+        "colorwheel",
+    ):
+        Image.fromarray(getattr(photos, name)()).convert("RGB").save(folder / f"{name}.png")  # bundled, no download
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    refused = runner.invoke(main, ["render", "efficientnet_lite0", "blocks.6/concepts:1", "--steps", "2", "-q"])
+    assert refused.exit_code != 0 and "featviz concepts efficientnet_lite0 blocks.6" in refused.output
+
+    args = ["concepts", "efficientnet_lite0", "blocks.6", "-k", "4", "--data", str(folder), "--size", "128", "-q"]
+    learned = runner.invoke(main, args)
+    assert learned.exit_code == 0, learned.output
+    written = tmp_path / "concepts" / "efficientnet_lite0" / "blocks.6.safetensors"
+    summary = json.loads(written.with_suffix(".json").read_text())
+    assert [c["unit"] for c in summary["concepts"]] == [f"blocks.6/concepts:{j}" for j in range(4)]
+    assert Image.open(written.with_suffix(".png")).size[0] > 128
+
+    out = tmp_path / "concept.png"
+    args = ["render", "efficientnet_lite0", "blocks.6/concepts:1", "--steps", "8", "--size", "64", "-o", str(out), "-q"]
+    rendered = runner.invoke(main, args)
+    assert rendered.exit_code == 0, rendered.output
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["unit_form"] == "repr" and record["curve"][-1] > record["curve"][0]

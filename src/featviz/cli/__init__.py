@@ -40,6 +40,7 @@ for _command in (
     tools.zoom,
     analysis.examples,
     analysis.groups,
+    analysis.concepts,
     analysis.explain,
     microscope.microscope,
 ):

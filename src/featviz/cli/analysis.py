@@ -85,6 +85,87 @@ def examples(
 
 
 @click.command()
+@click.argument("model", default=DEFAULT_MODEL)
+@click.argument("layer")
+@click.option("-k", "k", type=int, default=16, show_default=True, help="number of concepts")
+@click.option("--data", default="shipped", show_default=True, help="shipped, a folder of images or a list file")
+@size_option()
+@click.option("--batch", type=int, default=32, show_default=True)
+@click.option("--passes", type=int, default=2, show_default=True, help="passes over the data that learn the dictionary")
+@click.option("--workers", type=int, default=0, show_default=True, help="DataLoader workers that decode images")
+@seed_option
+@device_option()
+@click.option("--out", "-o", help="the dictionary file (default: concepts/MODEL/LAYER.safetensors)")
+@model_options
+@quiet_option()
+def concepts(
+    model: str,
+    layer: str,
+    k: int,
+    data: str,
+    size: int | None,
+    batch: int,
+    passes: int,
+    workers: int,
+    seed: int,
+    device: str,
+    out: str | None,
+    weights: str | None,
+    pretrained: bool,
+    quiet: bool,
+) -> None:
+    """Learn K concepts of LAYER over a dataset (NMF of its activations, streamed), each with
+    its top examples and regions, the classes it drives and carries, and a faithfulness check.
+    Writes the dictionary (then `featviz render MODEL LAYER/concepts:N` renders concept N), a
+    JSON summary and an overview PNG of each concept's best example with its region lit."""
+    from featviz.analysis.concepts import concepts as learn
+    from featviz.analysis.concepts import default_path, save_concepts
+    from featviz.io.files import atomic_write, json_bytes
+    from featviz.io.grid import make_grid
+    from featviz.io.images import png_bytes
+
+    adapter = _load(model, weights, pretrained)
+    name = adapter.layer_name(layer)
+    path = Path(out) if out else default_path(adapter.name, name)
+    if path.suffix != ".safetensors":
+        raise FeatvizError(f"expected the dictionary as a .safetensors file, got {path}")
+    found = learn(
+        adapter,
+        name,
+        k,
+        data,
+        size=size,
+        batch=batch,
+        passes=passes,
+        seed=seed,
+        workers=workers,
+        device=device,
+        progress=not quiet,
+    )
+    labels = [f"{j}: {found.raises(j, 1)[0][1][:18]}" for j in range(found.k)]
+    overview = make_grid([found.overlay(j) for j in range(found.k)], labels)
+    summary = {
+        **found.to_dict(),
+        "concepts": [
+            {"unit": f"{name}/concepts:{j}", "raises": found.raises(j), "carries": found.important(j)}
+            for j in range(found.k)
+        ],
+    }
+    summary.pop("items")
+    files = [
+        save_concepts(found, path),
+        atomic_write(path.with_suffix(".json"), json_bytes(summary)),
+        atomic_write(path.with_suffix(".png"), png_bytes(overview)),
+    ]
+    click.echo(
+        f"{adapter.name} {name}: {found.k} concepts over {found.numbers.get('images')} images "
+        f"(reconstruction error {found.numbers.get('reconstruction_error', float('nan')):.3f}); "
+        f"faithful {sum(f['passed'] for f in found.faithfulness)}/{found.k}; "
+        f"wrote {', '.join(str(f) for f in files)} in {found.seconds['total']:.0f} s"
+    )
+
+
+@click.command()
 @click.argument("image")
 @model_option
 @click.option("--layer", help="the layer whose channels are grouped (default: the last stage before pooling)")

@@ -58,6 +58,13 @@ from featviz.models import DEFAULT_MODEL
 @click.option("--diversity", type=click.IntRange(min=2), help="render N images of UNIT that differ from each other")
 @click.option("--diversity-weight", type=float, help="weight of the diversity term (default 10)")
 @click.option("--diversity-layer", help="layer where images are compared (default: the unit's own)")
+@click.option(
+    "--concepts",
+    "concepts_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True),
+    help="a dictionary `featviz concepts` wrote, for LAYER/concepts:N units [concepts/MODEL/LAYER.safetensors]",
+)
 @model_options
 @quiet_option()
 def render(
@@ -80,6 +87,7 @@ def render(
     diversity: int | None,
     diversity_weight: float | None,
     diversity_layer: str | None,
+    concepts_files: tuple[str, ...],
     weights: str | None,
     pretrained: bool,
     quiet: bool,
@@ -88,8 +96,9 @@ def render(
 
     UNIT is LAYER:CHANNEL (blocks.5:51), LAYER:CHANNEL@X,Y (a neuron; X,Y on the layer's
     grid as `featviz layers` prints it), LAYER (DeepDream), logits:CLASS or probs:CLASS
-    (class name or index), or an expression of these such as "logits:hen - logits:cock" or
-    "-(blocks.5:1 + blocks.5:2)"; MODEL may be left out (the embedded default). With
+    (class name or index), LAYER/concepts:N (a concept `featviz concepts` learned), or an
+    expression of these such as "logits:hen - logits:cock" or "-(blocks.5:1 + blocks.5:2)";
+    MODEL may be left out (the embedded default). With
     --diversity N, OUT is a grid of the N images and each image is also written as OUT_0.png,
     OUT_1.png, ... With --from X.json, the run that X.json records is rendered again (same
     pixels on the machine that made it). Ctrl-C stops the render and writes the image
@@ -119,6 +128,7 @@ def render(
         from featviz.io.video import check_animation_path
 
         check_writable(check_animation_path(animate))
+    _use_concepts(adapter, unit, concepts_files)
     objective: Any = unit
     if diversity:
         from featviz.tools.diverse import diversity_objective
@@ -149,6 +159,25 @@ def render(
         from featviz.io.video import write_animation
 
         click.echo(f"wrote {write_animation(frames.frames, animate, fps=fps)} ({len(frames.frames)} frames)")
+
+
+def _use_concepts(adapter: Any, unit: str, files: tuple[str, ...]) -> None:
+    """Load the concept dictionaries the unit's ``LAYER/concepts:N`` read: the files given,
+    else ``concepts/MODEL/LAYER.safetensors`` where ``featviz concepts`` writes them."""
+    import re
+
+    if not files and "/concepts:" not in unit:
+        return
+    from featviz.analysis.concepts import default_path, use
+    from featviz.optvis.units import CONCEPTS
+
+    for path in files:
+        use(path)
+    for layer in set(re.findall(r"([^\s+\-*/()]+)/concepts:", unit)):
+        name = adapter.layer_name(layer)
+        found = default_path(adapter.name, name)
+        if (adapter.name, name) not in CONCEPTS and found.exists():
+            use(found)
 
 
 def _replay(model: str | None, unit: str | None, source: str, out: str | None, overwrite: bool, quiet: bool) -> None:

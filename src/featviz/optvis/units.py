@@ -124,7 +124,8 @@ def concept_directions(layer: str, model: str | None = None) -> torch.Tensor:
     raise UnitError(
         f"no concept dictionary is loaded for {layer!r} of {shown}: learn one with "
         f"result = featviz.concepts({shown!r}, {layer!r}, k), then featviz.analysis.concepts.use(result) "
-        "(or use(path) with a file featviz.analysis.concepts.save_concepts wrote)"
+        "(or use(path) with a file featviz.analysis.concepts.save_concepts wrote); on the command line, "
+        f"featviz concepts {shown} {layer} writes the file that featviz render then reads"
     )
 
 
