@@ -4,6 +4,7 @@ fire together on one photo) and ``explain`` (one prediction, in an HTML report).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -96,6 +97,8 @@ def examples(
 @seed_option
 @device_option()
 @click.option("--out", "-o", help="the dictionary file (default: concepts/MODEL/LAYER.safetensors)")
+@click.option("--microscope", help="a Microscope folder: render the concepts and write their pages into it")
+@steps_option(_VIS_STEPS)
 @model_options
 @quiet_option()
 def concepts(
@@ -110,6 +113,8 @@ def concepts(
     seed: int,
     device: str,
     out: str | None,
+    microscope: str | None,
+    steps: int | None,
     weights: str | None,
     pretrained: bool,
     quiet: bool,
@@ -117,7 +122,8 @@ def concepts(
     """Learn K concepts of LAYER over a dataset (NMF of its activations, streamed), each with
     its top examples and regions, the classes it drives and carries, and a faithfulness check.
     Writes the dictionary (then `featviz render MODEL LAYER/concepts:N` renders concept N), a
-    JSON summary and an overview PNG of each concept's best example with its region lit."""
+    JSON summary and an overview PNG of each concept's best example with its region lit;
+    with --microscope DIR, renders the concepts and writes their pages into that Microscope."""
     from featviz.analysis.concepts import concepts as learn
     from featviz.analysis.concepts import default_path, save_concepts
     from featviz.io.files import atomic_write, json_bytes
@@ -129,6 +135,10 @@ def concepts(
     path = Path(out) if out else default_path(adapter.name, name)
     if path.suffix != ".safetensors":
         raise FeatvizError(f"expected the dictionary as a .safetensors file, got {path}")
+    if microscope is not None:
+        from featviz.microscope.concepts import check_folder
+
+        check_folder(microscope, adapter.name)
     found = learn(
         adapter,
         name,
@@ -157,12 +167,25 @@ def concepts(
         atomic_write(path.with_suffix(".json"), json_bytes(summary)),
         atomic_write(path.with_suffix(".png"), png_bytes(overview)),
     ]
+    if microscope is not None:
+        files += _concept_pages(adapter, found, microscope, steps, seed, device, quiet)
     click.echo(
         f"{adapter.name} {name}: {found.k} concepts over {found.numbers.get('images')} images "
         f"(reconstruction error {found.numbers.get('reconstruction_error', float('nan')):.3f}); "
         f"faithful {sum(f['passed'] for f in found.faithfulness)}/{found.k}; "
         f"wrote {', '.join(str(f) for f in files)} in {found.seconds['total']:.0f} s"
     )
+
+
+def _concept_pages(
+    adapter: Any, found: Any, folder: str, steps: int | None, seed: int, device: str, quiet: bool
+) -> list[Path]:
+    """Render the concepts at the Microscope's size and write their pages into ``folder``."""
+    from featviz.microscope.concepts import check_folder, render_concepts, write_concept_pages
+
+    size = int(check_folder(folder).meta.get("size") or 128)
+    images = render_concepts(found, adapter, size=size, steps=steps, seed=seed, device=device, progress=not quiet)
+    return write_concept_pages(folder, found, images)
 
 
 @click.command()

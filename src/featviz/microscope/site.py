@@ -156,6 +156,20 @@ def _index_script(site: Site) -> bytes:
     return b"window.FEATVIZ_INDEX = " + json.dumps(index, separators=(",", ":")).encode() + b";\n"
 
 
+def write_index(out: str | Path) -> Path:
+    """Write (or rewrite) the folder's ``index.html``: its layers and its concept pages."""
+    return atomic_write(Path(out) / "index.html", _index(Site(out)))
+
+
+def _concepts(out: Path) -> str:
+    """Links to the concept pages written into the folder (``concepts/LAYER/index.html``)."""
+    found = sorted(p.parent.name for p in out.glob("concepts/*/index.html"))
+    if not found:
+        return ""
+    links = "".join(f"<li><a href='concepts/{html.escape(n)}/index.html'>{html.escape(n)}</a></li>" for n in found)
+    return f"<h2>Concepts</h2><ul id='concepts'>{links}</ul>"
+
+
 def _index(site: Site) -> bytes:
     meta = site.meta
     rows = "".join(
@@ -168,7 +182,7 @@ def _index(site: Site) -> bytes:
         f"<p>{html.escape(str(meta.get('model')))}, {meta.get('size')} px, seed {meta.get('seed')}, "
         f"dataset examples from {html.escape(str(meta.get('data')))}</p>"
         "<table><tr><th>layer</th><th>output shape</th><th>channels</th><th>units built</th></tr>"
-        f"{rows}</table>"
+        f"{rows}</table>{_concepts(site.out)}"
         "<p class='muted'>Every unit has a permanent address: <code>units/LAYER/CHANNEL.html</code>.</p>"
     )
     return page(site.title(), body, "", warning=site.warning)
