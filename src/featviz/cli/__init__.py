@@ -41,6 +41,7 @@ for _command in (
     analysis.examples,
     analysis.groups,
     analysis.concepts,
+    analysis.activation_atlas,
     analysis.explain,
     microscope.microscope,
 ):

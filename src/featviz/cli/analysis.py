@@ -177,6 +177,77 @@ def concepts(
     )
 
 
+@click.command("activation-atlas")
+@click.argument("model", default=DEFAULT_MODEL)
+@click.argument("layer")
+@click.option("--data", default="shipped", show_default=True, help="shipped, a folder of images or a list file")
+@click.option("--grid", type=int, default=20, show_default=True, help="cells per side of the map")
+@click.option("--per-image", type=int, default=32, show_default=True, help="positions drawn from each image")
+@click.option("--min-count", type=int, default=3, show_default=True, help="samples a cell needs to be rendered")
+@size_option("cell size in pixels", default=48, show_default=True)
+@steps_option(_VIS_STEPS)
+@click.option("--batch", type=int, default=32, show_default=True, help="images per forward pass, cells per render")
+@seed_option
+@device_option()
+@out_option("atlas PNG (default: MODEL_LAYER_activation_atlas.png); its cells go to OUT.json")
+@model_options
+@quiet_option()
+def activation_atlas(
+    model: str,
+    layer: str,
+    data: str,
+    grid: int,
+    per_image: int,
+    min_count: int,
+    size: int,
+    steps: int | None,
+    batch: int,
+    seed: int,
+    device: str,
+    out: str | None,
+    weights: str | None,
+    pretrained: bool,
+    quiet: bool,
+) -> None:
+    """The activation atlas of LAYER over a dataset: positions of every image laid out in 2-D
+    by UMAP, cut into GRID x GRID cells, each cell's mean activation rendered. Writes the PNG,
+    a JSON of the cells beside it, and the finished cells in OUT's stem + _tiles, so that the
+    same command run again after an interruption renders only the missing cells."""
+    from featviz.analysis.activation_atlas import activation_atlas as make
+    from featviz.io.files import atomic_write, json_bytes
+    from featviz.io.images import png_bytes
+
+    adapter = _load(model, weights, pretrained)
+    name = adapter.layer_name(layer)
+    target = _image_target(out, adapter.name, name, "activation_atlas")
+    work = target.with_name(f"{target.stem}_tiles")
+    found = make(
+        adapter,
+        name,
+        data,
+        grid=grid,
+        per_image=per_image,
+        min_count=min_count,
+        size=size,
+        steps=steps,
+        batch=batch,
+        seed=seed,
+        out_dir=work,
+        device=device,
+        progress=not quiet,
+    )
+    summary = {"record": found.record, "cells": found.cells, "items": [item.id for item in found.items]}
+    files = [
+        atomic_write(target, png_bytes(found.image)),
+        atomic_write(target.with_suffix(".json"), json_bytes(summary)),
+    ]
+    click.echo(
+        f"{adapter.name} {name}: {len(found.cells)} of {grid}x{grid} cells from {len(found.points)} samples "
+        f"({found.record['reducer']}), {len(found.rendered)} rendered, {len(found.loaded)} loaded; "
+        f"wrote {', '.join(str(f) for f in files)} in {found.record['seconds']:.0f} s"
+    )
+
+
 def _concept_pages(
     adapter: Any, found: Any, folder: str, steps: int | None, seed: int, device: str, quiet: bool
 ) -> list[Path]:
