@@ -30,6 +30,7 @@ import re
 import shlex
 import subprocess
 import sys
+import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,6 +117,11 @@ def _accepted(name: str, fn: Callable[..., Any]) -> set[str]:
     """Keyword arguments ``fn`` takes by name (``diverse`` passes render's on; ``replay`` takes
     ``device`` and ``progress`` among its objects)."""
     params = {p.name for p in inspect.signature(fn).parameters.values() if p.kind is not p.VAR_KEYWORD}
+    for p in inspect.signature(fn).parameters.values():  # **overrides: Unpack[SomeTypedDict] names its keys
+        if p.kind is p.VAR_KEYWORD:
+            hint = typing.get_type_hints(fn, include_extras=True).get(p.name)
+            for arg in typing.get_args(hint):
+                params |= set(getattr(arg, "__annotations__", {}))
     if name == "diverse":
         params |= _accepted("render", ORIGINALS[("featviz", "render")])
     if name == "replay":
