@@ -6,10 +6,13 @@ calls are timed as users' commands run; the subcommands that measure that way ca
 
 from __future__ import annotations
 
+import argparse
+import inspect
 import os
 import platform
 import time
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -65,3 +68,12 @@ def time_interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup:
             fn()
             samples[key].append(time.perf_counter() - t)
     return {k: sorted(v)[len(v) // 2] for k, v in samples.items()}
+
+
+def subcommand(sub: Any, name: str, run: Callable[[argparse.Namespace], None], help: str) -> argparse.ArgumentParser:
+    """A subcommand whose description is the docstring of the function that runs it."""
+    p = sub.add_parser(
+        name, help=help, description=inspect.getdoc(run), formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.set_defaults(run=run)
+    return p

@@ -14,7 +14,6 @@ need the ``test`` extra, and Debian's chromium for ``site``.
 from __future__ import annotations
 
 import argparse
-import inspect
 import io
 import json
 import shutil
@@ -24,12 +23,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
+from common import subcommand
 from PIL import Image
 
 import featviz
@@ -305,19 +303,10 @@ def serve_ctrl_c_main(args: argparse.Namespace) -> None:
 # ---- the command line
 
 
-def _command(sub: Any, name: str, run: Callable[[argparse.Namespace], None], help: str) -> argparse.ArgumentParser:
-    """A subcommand whose description is the docstring of the function that runs it."""
-    p = sub.add_parser(
-        name, help=help, description=inspect.getdoc(run), formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.set_defaults(run=run)
-    return p
-
-
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    p = _command(
+    p = subcommand(
         sub, "build", build_main, "the dataset-examples pass against a bare forward, and a build's units per hour"
     )
     p.add_argument("--model", default="efficientnet_lite0")
@@ -328,14 +317,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--build-size", type=int, default=128)
     p.add_argument("--no-build", action="store_true")
 
-    p = _command(sub, "site", site_main, "how fast a layer page with many units loads in headless Chromium")
+    p = subcommand(sub, "site", site_main, "how fast a layer page with many units loads in headless Chromium")
     p.add_argument("--units", type=int, default=1000)
     p.add_argument("--runs", type=int, default=5)
 
-    p = _command(sub, "explain", explain_main, "what a whole default featviz explain costs, one command per photo")
+    p = subcommand(sub, "explain", explain_main, "what a whole default featviz explain costs, one command per photo")
     p.add_argument("--photos", default="skimage:chelsea,skimage:coffee")
 
-    p = _command(
+    p = subcommand(
         sub,
         "serve-ctrl-c",
         serve_ctrl_c_main,

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import inspect
 import json
 import os
 import resource
@@ -26,12 +25,11 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from common import CLASSES, HELD_OUT, class_ranks, hold, machine
+from common import CLASSES, HELD_OUT, class_ranks, hold, machine, subcommand
 from PIL import Image, ImageDraw
 from torch.profiler import ProfilerActivity, profile
 
@@ -611,19 +609,10 @@ def reproduce_main(args: argparse.Namespace) -> None:
 HOLDS_HEAP = {"classes", "picture", "drift"}
 
 
-def _command(sub: Any, name: str, run: Callable[[argparse.Namespace], None], help: str) -> argparse.ArgumentParser:
-    """A subcommand whose description is the docstring of the function that runs it."""
-    p = sub.add_parser(
-        name, help=help, description=inspect.getdoc(run), formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.set_defaults(run=run)
-    return p
-
-
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    p = _command(
+    p = subcommand(
         sub, "classes", classes_main, "class visualizations, featviz vs peers: judge transfer, colour, activation, cost"
     )
     p.add_argument("--out", default="bench/results/quality")
@@ -638,27 +627,27 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--generator", default="efficientnet_lite0", help="the Lite model that renders; the others judge")
 
-    p = _command(sub, "picture", picture_main, "the eight-class picture, one row per recipe")
+    p = subcommand(sub, "picture", picture_main, "the eight-class picture, one row per recipe")
     p.add_argument("--out", default="docs/images/recipes.png")
     p.add_argument("--tile", type=int, default=160, help="tile size in the picture")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=int, help="render size (the model's 224 when left out)")
     p.add_argument("--rows", nargs="*", help="render only these recipes' rows into the existing picture")
 
-    p = _command(sub, "drift", drift_main, "how much the same step's time moves on this machine, and why")
+    p = subcommand(sub, "drift", drift_main, "how much the same step's time moves on this machine, and why")
     p.add_argument("--windows", type=int, default=24)
     p.add_argument("--passes", type=int, default=50)
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
 
-    p = _command(sub, "speckle", speckle_main, "pixel-level speckle: the share of spectral energy in the top octave")
+    p = subcommand(sub, "speckle", speckle_main, "pixel-level speckle: the share of spectral energy in the top octave")
     p.add_argument("images", nargs="+")
 
-    p = _command(
+    p = subcommand(
         sub, "redirect", redirect_main, "the README's picture of dead units, without and with ReLU redirection"
     )
     p.add_argument("--out", default="docs/images/redirect_relu.png")
 
-    p = _command(sub, "reproduce", reproduce_main, "a run record rendered again with 1 and 2 torch threads")
+    p = subcommand(sub, "reproduce", reproduce_main, "a run record rendered again with 1 and 2 torch threads")
     p.add_argument("--record", default="docs/images/hen.json", help="a render's JSON record")
     p.add_argument("--threads", type=int, nargs="+", default=[2, 1])
     return ap

@@ -37,7 +37,7 @@ from typing import Any
 from unittest import mock
 
 import torch
-from common import CLASSES, HELD_OUT, class_ranks, hold, machine, time_interleaved
+from common import CLASSES, HELD_OUT, class_ranks, hold, machine, subcommand, time_interleaved
 from torch import nn
 
 import featviz
@@ -939,31 +939,22 @@ def steps_main(args: argparse.Namespace) -> None:
 HOLDS_HEAP = {"batch", "throughput", "arch-cost", "floor", "truncation"}
 
 
-def _command(sub: Any, name: str, run: Callable[[argparse.Namespace], None], help: str) -> argparse.ArgumentParser:
-    """A subcommand whose description is the docstring of the function that runs it."""
-    p = sub.add_parser(
-        name, help=help, description=inspect.getdoc(run), formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.set_defaults(run=run)
-    return p
-
-
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    p = _command(sub, "batch", batch_main, "per-step cost of the render loop against the bare limit")
+    p = subcommand(sub, "batch", batch_main, "per-step cost of the render loop against the bare limit")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--recipe", default="default")
     p.add_argument("--steps", type=int, default=24)
     p.add_argument("--rounds", type=int, default=3)
 
-    p = _command(sub, "startup", startup_main, "start-up of a featviz render command")
+    p = subcommand(sub, "startup", startup_main, "start-up of a featviz render command")
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--before", help="another checkout's src folder, run interleaved")
     p.add_argument("--full", action="store_true", help="the default recipe's whole render (512 steps, 224 px)")
 
-    p = _command(sub, "single", single_main, "class visualizations one image at a time, featviz against Lucent")
+    p = subcommand(sub, "single", single_main, "class visualizations one image at a time, featviz against Lucent")
     p.add_argument("--classes", type=int, default=16)
     p.add_argument("--recipe", default="default")
     p.add_argument("--size", type=int, help="image size (default: the recipe's, else 224)")
@@ -971,7 +962,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-lucent", action="store_true")
     p.add_argument("--keep", help="keep the images in this folder")
 
-    p = _command(sub, "throughput", throughput_main, "atlas throughput: channels per minute by batch size")
+    p = subcommand(sub, "throughput", throughput_main, "atlas throughput: channels per minute by batch size")
     p.add_argument("--model", default="efficientnet_lite0")
     p.add_argument("--layer", default="blocks.4")
     p.add_argument("--channels", type=int, default=32, help="channels 0..N-1, rendered at every batch size")
@@ -981,12 +972,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--rounds", type=int, default=2)
 
-    p = _command(sub, "cost", cost_main, "per-step cost of a recipe by unit depth and image size")
+    p = subcommand(sub, "cost", cost_main, "per-step cost of a recipe by unit depth and image size")
     p.add_argument("--steps", type=int, default=48)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--recipe", default="default")
 
-    p = _command(sub, "arch-cost", arch_cost_main, "per-step cost of a render against the bare model, by architecture")
+    p = subcommand(
+        sub, "arch-cost", arch_cost_main, "per-step cost of a render against the bare model, by architecture"
+    )
     p.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
     p.add_argument("--steps", type=int, default=16, help="steps per render")
     p.add_argument("--rounds", type=int, default=3)
@@ -994,21 +987,21 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--native", action="store_true", help="each model at its input size only (no 128 px row)")
 
-    p = _command(sub, "heap", heap_main, "page faults and time per step with and without the held heap")
+    p = subcommand(sub, "heap", heap_main, "page faults and time per step with and without the held heap")
     p.add_argument("--steps", type=int, default=64)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--only", nargs="+", choices=list(CASES), default=list(CASES))
     p.add_argument("--child", nargs=2, metavar=("CASE", "HELD"), help=argparse.SUPPRESS)
 
-    p = _command(sub, "floor", floor_main, "where a step's time goes: its phases, and the bare model by input size")
+    p = subcommand(sub, "floor", floor_main, "where a step's time goes: its phases, and the bare model by input size")
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--rounds", type=int, default=15, help="interleaved rounds of the bare model")
 
-    p = _command(sub, "truncation", truncation_main, "truncated forward: an early channel against a class logit")
+    p = subcommand(sub, "truncation", truncation_main, "truncated forward: an early channel against a class logit")
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--steps", type=int, default=40)
 
-    p = _command(sub, "steps", steps_main, "judge transfer and cost of variants of a recipe")
+    p = subcommand(sub, "steps", steps_main, "judge transfer and cost of variants of a recipe")
     p.add_argument("variants", nargs=argparse.REMAINDER, help="NAME KEY=VALUE ... [-- NAME KEY=VALUE ...]")
     return ap
 
