@@ -5,6 +5,7 @@ with the commands.
     python bench/microscope.py site           how fast a layer page with many units loads in headless Chromium
     python bench/microscope.py explain        what a whole default ``featviz explain`` costs, one command per photo
     python bench/microscope.py serve-ctrl-c   Ctrl-C on ``featviz microscope serve`` while it renders a unit
+    python bench/microscope.py passes         the concept and activation atlas data passes against the image count
 
 ``python bench/microscope.py COMMAND --help`` describes each and its options. ``site`` and
 ``serve-ctrl-c`` use the tests' helpers (tests/browser.py, tests/test_serve_robust.py): they
@@ -300,6 +301,62 @@ def serve_ctrl_c_main(args: argparse.Namespace) -> None:
     sys.exit(1 if failed else 0)
 
 
+# ---- passes
+
+
+def passes_main(args: argparse.Namespace) -> None:
+    """Time and peak memory of the concept pass (dictionary, description, faithfulness) and of
+    the activation atlas pass (sampling, UMAP; cells not rendered) against the number of
+    images. Each point runs in a fresh process, so that its peak resident memory is its own;
+    more images than the 477 shipped crops are the crops again (the passes read every item).
+
+        python bench/microscope.py passes --images 160,480,1440 --layer blocks.5
+    """
+    if args.child:
+        return passes_child(args)
+    counts = [int(n) for n in args.images.split(",")]
+    atlas = f"atlas {args.grid}x{args.grid}, {args.per_image} per image"
+    print(f"{args.layer} at {args.size} px, concepts k={args.k}; {atlas}")
+    print(f"{'images':>7} {'pass':>9} {'seconds':>8} {'s/100 img':>9} {'peak MiB':>9} {'+ over model':>12}  phases")
+    for n in counts:
+        for kind in ("concepts", "atlas"):
+            cmd = [sys.executable, __file__, "passes", "--child", kind, "--images", str(n)]
+            cmd += ["--layer", args.layer, "--size", str(args.size), "--k", str(args.k)]
+            cmd += ["--grid", str(args.grid), "--per-image", str(args.per_image)]
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            r = json.loads(out.strip().splitlines()[-1])
+            phases = ", ".join(f"{k} {v:.1f}" for k, v in r["phases"].items())
+            print(
+                f"{n:>7} {kind:>9} {r['seconds']:>8.1f} {100 * r['seconds'] / n:>9.2f} {r['peak']:>9.0f} "
+                f"{r['peak'] - r['model']:>12.0f}  {phases}",
+                flush=True,
+            )
+
+
+def passes_child(args: argparse.Namespace) -> None:
+    import resource
+
+    from featviz.analysis.activation_atlas import activation_atlas
+
+    adapter = featviz.load_model("efficientnet_lite0")
+    with torch.inference_mode():
+        adapter(torch.rand(2, 3, args.size, args.size))
+    model = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    crops = shipped_items()
+    data = [crops[i % len(crops)] for i in range(args.images)]
+    start = time.perf_counter()
+    if args.child == "concepts":
+        found = featviz.concepts(adapter, args.layer, args.k, data, size=args.size, progress=False)
+        phases = {k: v for k, v in found.seconds.items() if k != "total"}
+    else:
+        common = {"grid": args.grid, "per_image": args.per_image, "image_size": args.size, "steps": 1}
+        atlas = activation_atlas(adapter, args.layer, data, **common, size=16, progress=False)
+        phases = {k: v for k, v in atlas.record["times"].items() if k in ("activations", "layout", "render")}
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "peak": peak, "model": model, "phases": phases}))
+
+
 # ---- the command line
 
 
@@ -332,6 +389,15 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--folder", type=Path, help="a Microscope built as the test builds it (default: build one)")
+
+    p = subcommand(sub, "passes", passes_main, "the concept and activation atlas passes against the image count")
+    p.add_argument("--images", default="160,480,1440", help="image counts, one fresh process each")
+    p.add_argument("--layer", default="blocks.5")
+    p.add_argument("--size", type=int, default=128, help="image size")
+    p.add_argument("--k", type=int, default=8, help="concepts")
+    p.add_argument("--grid", type=int, default=10, help="atlas cells per side")
+    p.add_argument("--per-image", type=int, default=16, help="atlas positions per image")
+    p.add_argument("--child", choices=["concepts", "atlas"], help=argparse.SUPPRESS)
     return ap
 
 

@@ -164,16 +164,65 @@ def test_the_server_serves_nothing_outside_its_folder_and_bounds_its_queue(built
         for path in ("/leak.html", "/layers/leak/secret.html"):
             status, body = server.get(path)
             assert status == 403 and b"secret" not in body, (path, status)
-        # one unit rendering, one waiting (the bound), the next refused with a clear 503
+        # one unit rendering, one queued (the bound), the next waits in line for a place
         assert server.get("/units/blocks.3/6.html")[0] == 202
         deadline = time.monotonic() + 30
         while server.json("/api/units/blocks.3/6")["status"] != "rendering" and time.monotonic() < deadline:
             time.sleep(0.1)
         assert server.get("/units/blocks.3/7.html")[0] == 202
-        status, body = server.get("/units/blocks.3/8.html")
-        assert status == 503 and b"queue is full" in body
+        assert server.get("/units/blocks.3/8.html")[0] == 202
+        assert server.json("/api/units/blocks.3/8") == {"status": "waiting", "ahead": 2, "limit": 1}
         assert server.get("/units/blocks.3/7.html")[0] == 202  # asking again for a queued unit is fine
-        assert server.json("/api/status")["queued"] == 1
+        stats = server.json("/api/status")
+        assert stats["queued"] == 1 and stats["waiting"] == 1
+    finally:
+        server.stop()
+
+
+def test_a_crawl_of_a_served_partial_build_fails_no_request(built, tmp_path):
+    """30 pages of a served Microscope, 20 of them units not built, all open at once with a
+    render queue of 4: the pages beyond the queue wait in line and say so, none gets an error,
+    and every unbuilt unit is shown in the end."""
+    folder = tmp_path / "served"
+    shutil.copytree(built, folder)
+    cat = Catalog(folder / "catalog.sqlite", readonly=True)
+    done = {(u["layer"], u["channel"]) for u in cat.units()}
+    cat.close()
+    unbuilt = [
+        u for layer in ("blocks.1", "blocks.3") for u in [(layer, c) for c in range(24) if (layer, c) not in done][:10]
+    ]
+    assert len(set(unbuilt)) == 20
+    others = [
+        "index.html",
+        "layers/blocks.1.html",
+        "layers/blocks.3.html",
+        "search.html?q=hen",
+        "search.html?q=blocks.3",
+    ]
+    others += [f"units/{layer}/{c}.html" for layer, c in sorted(done)][: 30 - 20 - len(others)]
+    server = Server(folder, "--queue", "4")
+    try:
+        with chromium() as browser:
+            context = browser.new_context()
+            tabs, errors = [], []
+            for path in [*others, *(f"units/{layer}/{c}.html" for layer, c in unbuilt)]:
+                page = context.new_page()
+                errors.append(watch(page))
+                page.goto(f"{server.url}/{path}")
+                tabs.append(page)
+            assert len(tabs) == 30
+            waiting = [p.inner_text("#status") for p in tabs[-20:] if p.locator("#status").count()]
+            assert any("waiting for a place" in text for text in waiting), waiting
+            assert server.json("/api/status")["waiting"] > 0
+            for page, (layer, c) in zip(tabs[-20:], unbuilt, strict=True):
+                page.wait_for_selector("#status", state="detached", timeout=600_000)  # reloaded, built
+                assert page.title().endswith(f"{layer}:{c}")
+                assert images_loaded(page, errors[tabs.index(page)]) >= 5
+            for page, found in zip(tabs, errors, strict=True):
+                assert not found, (page.url, found)
+        assert {(layer, c) for layer, c in unbuilt} <= {
+            (u["layer"], u["channel"]) for u in Catalog(folder / "catalog.sqlite", readonly=True).units()
+        }
     finally:
         server.stop()
 

@@ -4,12 +4,19 @@ laid out on a map where neighbours respond alike.
 1. The data streams through the model ``batch`` images at a time; from each image up to
    ``per_image`` positions of the layer are drawn (seeded), and their channel vectors kept
    with the image's index, the position and the model's top class for the image. At most
-   :data:`MAX_SAMPLES` are kept, so memory stays bounded whatever the data.
+   :data:`MAX_SAMPLES` are kept, so memory stays bounded whatever the data. With ``target``
+   (a class) it is a *class atlas*: from each image the positions with the highest
+   attribution to that class are drawn instead (captum's gradient x activation summed over
+   channels), and of those the top :data:`CLASS_SHARE` over the whole data are kept.
 2. UMAP (``umap-learn``, cosine metric, ``random_state=seed``) places the samples in 2-D;
    without it, the first two principal components do, and the record says so.
 3. The map is cut into ``grid x grid`` cells (each axis from its 1st to its 99th percentile,
    the outliers clipped to the edge cells). A cell with at least ``min_count`` samples gets
-   their mean activation, rendered as a direction visualization (``cossim_pow=1``).
+   their mean activation, rendered as a direction visualization (``cossim_pow=1``). With
+   ``fill=True`` the map is snapped onto the whole grid instead: k-means cuts it into
+   ``grid**2`` groups of neighbours, and an optimal assignment (scipy's
+   ``linear_sum_assignment``) gives each group the cell nearest its centre, so that every cell
+   is used and neighbours stay near (cell density is then even, not the data's).
 
 Cells are rendered ``batch`` at a time through :func:`featviz.render`. With ``out_dir`` every
 finished cell is written at once to a :class:`~featviz.io.store.TileStore` keyed by the
@@ -44,10 +51,12 @@ from featviz.optvis.render import render
 from featviz.optvis.spec import check_recipe
 
 MAX_SAMPLES = 20_000  # activation vectors kept at most, whatever the data
+CLASS_SHARE = 0.5  # of a class atlas's drawn positions, the share with the highest attribution kept
 MIN_PER_CELL = 4  # the data must offer at least this many samples per cell of the grid
 EXAMPLES = 5  # images listed per cell, those whose samples lie nearest the cell's mean
 EMPTY = 0.9  # the grey of a cell without enough samples
 TILES = "tiles"
+UMAP_ARGS = {"n_components": 2, "n_neighbors": 20, "min_dist": 0.5, "metric": "cosine"}
 LAYOUT = "layout.safetensors"  # the samples and their 2-D places, so that a resumed run skips both
 
 
@@ -93,12 +102,14 @@ def activation_atlas(
     grid: int = 20,
     per_image: int = 32,
     min_count: int = 3,
+    fill: bool = False,
     size: int = 48,
     recipe: str | Recipe = "microscope",
     steps: int | None = None,
     batch: int = 32,
     image_size: int | None = None,
     seed: int = 0,
+    target: int | str | None = None,
     out_dir: str | Path | None = None,
     device: str | torch.device = "auto",
     progress: bool = True,
@@ -110,7 +121,9 @@ def activation_atlas(
     read at ``image_size`` px (the model's input size by default). Cells are ``size`` px and
     rendered with ``recipe`` (its steps unless ``steps``). Refused before any image is read:
     a layer without positions, ``grid < 2``, and data offering fewer than
-    ``MIN_PER_CELL * grid**2`` samples (images x positions drawn per image).
+    ``MIN_PER_CELL * grid**2`` samples (images x positions drawn per image). ``target``
+    (a class index or name) makes the class atlas; a class atlas whose positive positions are
+    too few for the grid is refused after the data pass, saying how many there were.
     """
     start = time.perf_counter()
     adapter = load_model(model)
@@ -123,16 +136,25 @@ def activation_atlas(
     draw = _check(grid, per_image, min_count, size, batch, steps, len(source), h * w)
     rec = get_recipe(recipe).replace(size=size, **({"steps": steps} if steps is not None else {}))
     check_recipe(rec)
+    cls = adapter.class_index(target) if target is not None else None
     dev = place(adapter, model, device)
-    settings: dict[str, Any] = {"kind": "activation_atlas", "model": adapter.name, "layer": name}
-    settings.update(seed=seed, per_image=draw, image_size=image_size, data=_digest(source), **weights_fields(adapter))
+    settings: dict[str, Any] = {"kind": "activation_atlas", "model": adapter.name, "layer": name, "target": cls}
+    settings.update(
+        seed=seed,
+        umap=UMAP_ARGS,
+        per_image=draw,
+        image_size=image_size,
+        data=_digest(source),
+        **weights_fields(adapter),
+    )
     times: dict[str, float] = {}
     t = time.perf_counter()
     saved = Path(out_dir) / LAYOUT if out_dir is not None else None
     found = _read_layout(saved, settings) if saved is not None else None
     if found is None:
         with fast_inference(adapter, keep=[name]):
-            acts, index, pos, classes = _sample(adapter, name, source, image_size, draw, batch, seed, progress)
+            acts, index, pos, classes = _sample(adapter, name, source, image_size, draw, batch, seed, cls, progress)
+        _enough(len(acts), grid, cls, adapter)
         times["activations"] = time.perf_counter() - t
         t = time.perf_counter()
         points, reducer = _layout(acts, seed)
@@ -142,8 +164,8 @@ def activation_atlas(
     else:
         (acts, points, index, pos, classes), reducer = found
         times["layout_loaded"] = time.perf_counter() - t
-    cells, directions = _cells(adapter, acts, points, index, classes, grid, min_count)
-    settings.update(reducer=reducer, recipe=rec.to_dict(), size=size, grid=grid, min_count=min_count)
+    cells, directions = _cells(adapter, acts, points, index, pos, classes, grid, min_count, fill, seed)
+    settings.update(reducer=reducer, recipe=rec.to_dict(), size=size, grid=grid, min_count=min_count, fill=fill)
     store = TileStore(Path(out_dir) / TILES, settings) if out_dir is not None else None
     t = time.perf_counter()
     tiles, rendered, loaded = _render(adapter, name, cells, directions, rec, seed, batch, grid, dev, store, progress)
@@ -153,7 +175,9 @@ def activation_atlas(
         canvas[cell["row"] * grid + cell["col"]] = tile
     image = make_grid(canvas, columns=grid, pad=0)
     times["total"] = time.perf_counter() - start
-    fields = dict(settings, source="items" if listed else str(data or "shipped"), images=len(source))
+    fields = dict(settings, source="items" if listed else str(data or "shipped"), images=len(source), layer_grid=[h, w])
+    if cls is not None:
+        fields["target_name"] = adapter.labels.name(cls) if adapter.labels is not None else str(cls)
     fields.update(samples=len(acts), cells=len(cells), rendered=len(rendered), loaded=len(loaded), device=str(dev))
     fields.update(dropped=len(acts) - sum(cell["count"] for cell in cells), times=times)
     record = make_record("activation_atlas", fields, seconds=times["total"])
@@ -194,42 +218,78 @@ def _check(
     return draw
 
 
+def _enough(samples: int, grid: int, cls: int | None, adapter: ModelAdapter) -> None:
+    """Refuse a class atlas whose positive positions cannot fill the grid asked."""
+    need = MIN_PER_CELL * grid * grid
+    if samples < need:
+        name = adapter.labels.name(cls) if adapter.labels is not None and cls is not None else cls
+        raise FeatvizError(
+            f"expected at least {need} samples for a {grid}x{grid} grid ({MIN_PER_CELL} per cell), got "
+            f"{samples} positions with a positive attribution to {name!r}: give more data or a smaller grid"
+        )
+
+
 def _sample(
-    adapter: ModelAdapter, name: str, source: list[Item], size: int, draw: int, batch: int, seed: int, progress: bool
+    adapter: ModelAdapter,
+    name: str,
+    source: list[Item],
+    size: int,
+    draw: int,
+    batch: int,
+    seed: int,
+    cls: int | None,
+    progress: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """``draw`` seeded positions of every image (of a seeded subset when the images alone
-    exceed :data:`MAX_SAMPLES`): their activations ``[N, C]``, image indices, positions
+    exceed :data:`MAX_SAMPLES`), or with ``cls`` its ``draw`` positions of highest positive
+    attribution to that class: their activations ``[N, C]``, image indices, positions
     ``[N, 2]`` and the images' top classes."""
     from tqdm.auto import tqdm
 
+    from featviz.analysis.attribution import class_score, layer_gradients
     from featviz.analysis.dictionary import batches
 
     gen = torch.Generator().manual_seed(seed)
     order = list(range(len(source)))
     if len(source) > MAX_SAMPLES:
         order = sorted(torch.randperm(len(source), generator=gen)[:MAX_SAMPLES].tolist())
-    acts, index, pos, classes = [], [], [], []
+    acts, index, pos, classes, scores = [], [], [], [], []
     bar = tqdm(total=len(order), disable=not progress, desc=f"sampling {name}", unit="img")
     try:
-        with torch.inference_mode(), capture(adapter, [name, LOGITS]) as cap:
+        with capture(adapter, [name, LOGITS]) as cap:
             for idx, images, bad in batches(source, size, order, batch, 0):
                 bar.update(len(idx) + len(bad))
                 if not idx:
                     continue
-                out = cap(images.to(adapter.device))
+                with torch.inference_mode():
+                    out = cap(images.to(adapter.device))
                 act = to_grid(adapter, name, out[name]).float().cpu()  # [B, C, H, W]
                 n, _, h, w = act.shape
-                picks = torch.stack([torch.randperm(h * w, generator=gen)[:draw] for _ in range(n)])  # [B, draw]
+                keep = torch.ones(n, draw, dtype=torch.bool)
+                if cls is None:
+                    picks = torch.stack([torch.randperm(h * w, generator=gen)[:draw] for _ in range(n)])  # [B, draw]
+                else:
+                    score = class_score(adapter, cls, None)
+                    grads, _ = layer_gradients(adapter, images.to(adapter.device), name, score)
+                    attr = (grads.float().cpu() * act).sum(1).flatten(1)  # [B, H*W]
+                    best, picks = attr.topk(draw, dim=1)
+                    keep = best > 0
+                    scores.append(best[keep])
                 rows = act.flatten(2).gather(2, picks[:, None, :].expand(-1, act.shape[1], -1))  # [B, C, draw]
-                acts.append(rows.permute(0, 2, 1).reshape(-1, act.shape[1]))
-                index.append(torch.tensor(idx).repeat_interleave(draw))
-                pos.append(torch.stack([picks // w, picks % w], -1).reshape(-1, 2))
-                classes.append(out[LOGITS].float().argmax(-1).cpu().repeat_interleave(draw))
+                acts.append(rows.permute(0, 2, 1)[keep])
+                index.append(torch.tensor(idx)[:, None].expand(-1, draw)[keep])
+                pos.append(torch.stack([picks // w, picks % w], -1)[keep])
+                classes.append(out[LOGITS].float().argmax(-1).cpu()[:, None].expand(-1, draw)[keep])
     finally:
         bar.close()
     if not acts:
         raise ImageError(f"no readable image among the {len(source)} of the data")
-    return torch.cat(acts), torch.cat(index), torch.cat(pos), torch.cat(classes)
+    found = torch.cat(acts), torch.cat(index), torch.cat(pos), torch.cat(classes)
+    if cls is None:
+        return found
+    attr = torch.cat(scores)
+    top = attr >= attr.quantile(1 - CLASS_SHARE) if len(attr) else attr > 0
+    return found[0][top], found[1][top], found[2][top], found[3][top]
 
 
 def _layout(acts: torch.Tensor, seed: int) -> tuple[torch.Tensor, str]:
@@ -242,7 +302,7 @@ def _layout(acts: torch.Tensor, seed: int) -> tuple[torch.Tensor, str]:
         x = x - x.mean(0)
         _, _, v = torch.linalg.svd(x, full_matrices=False)
         return (x @ v[:2].T).float(), "pca (umap-learn is not installed)"
-    reducer = umap.UMAP(n_components=2, n_neighbors=20, min_dist=0.01, metric="cosine", random_state=seed)
+    reducer = umap.UMAP(**UMAP_ARGS, random_state=seed)
     with warnings.catch_warnings():  # a seed makes UMAP single-threaded, and it warns so
         warnings.filterwarnings("ignore", message=".*random_state.*", category=UserWarning)
         return torch.from_numpy(reducer.fit_transform(x.float().numpy())).float(), "umap"
@@ -253,16 +313,23 @@ def _cells(
     acts: torch.Tensor,
     points: torch.Tensor,
     index: torch.Tensor,
+    pos: torch.Tensor,
     classes: torch.Tensor,
     grid: int,
     min_count: int,
+    fill: bool,
+    seed: int,
 ) -> tuple[list[dict[str, Any]], torch.Tensor]:
-    """The cells with at least ``min_count`` samples, row by row, and their mean activations."""
+    """The cells with at least ``min_count`` samples, row by row, and their mean activations;
+    a cell's ``spots`` are ``[image, row, col]`` of its samples in the images it shows."""
     low, high = points.quantile(0.01, dim=0), points.quantile(0.99, dim=0)
     unit = ((points - low) / (high - low).clamp(min=1e-12)).clamp(0, 1)
-    col = (unit[:, 0] * grid).long().clamp(max=grid - 1)
-    row = grid - 1 - (unit[:, 1] * grid).long().clamp(max=grid - 1)  # up on the map is up in the image
-    cell_of = row * grid + col
+    if fill:
+        cell_of = _snap(unit, grid, seed)
+    else:
+        col = (unit[:, 0] * grid).long().clamp(max=grid - 1)
+        row = grid - 1 - (unit[:, 1] * grid).long().clamp(max=grid - 1)  # up on the map is up in the image
+        cell_of = row * grid + col
     cells, means = [], []
     for key in cell_of.unique().tolist():
         members = (cell_of == key).nonzero().flatten()
@@ -275,9 +342,28 @@ def _cells(
         name = adapter.labels.name(top) if adapter.labels is not None else str(top)
         share = float((classes[members] == top).float().mean())
         cells.append({"row": key // grid, "col": key % grid, "count": len(members), "top_class": top})
-        cells[-1].update(top_class_name=name, share=round(share, 4), images=shown)
+        spots = [[int(index[m]), int(pos[m, 0]), int(pos[m, 1])] for m in members.tolist() if int(index[m]) in shown]
+        cells[-1].update(top_class_name=name, share=round(share, 4), images=shown, spots=spots)
         means.append(mean)
     return cells, torch.stack(means) if means else torch.zeros(0, acts.shape[1])
+
+
+def _snap(unit: torch.Tensor, grid: int, seed: int) -> torch.Tensor:
+    """Each point's cell when the map ``[N, 2]`` (in [0, 1]) is snapped onto all ``grid**2``
+    cells: k-means groups, each placed on a distinct cell by least total squared distance."""
+    from scipy.optimize import linear_sum_assignment
+    from sklearn.cluster import KMeans
+
+    x = unit.double().numpy()
+    km = KMeans(n_clusters=grid * grid, n_init=1, random_state=seed).fit(x)
+    centres = torch.arange(grid, dtype=torch.float64).add(0.5).div(grid)
+    ys, xs = torch.meshgrid(1 - centres, centres, indexing="ij")  # row 0 at the top
+    spots = torch.stack([xs.flatten(), ys.flatten()], 1)  # [grid**2, 2], cell key order
+    cost = torch.cdist(torch.from_numpy(km.cluster_centers_), spots).pow(2).numpy()
+    groups, keys = linear_sum_assignment(cost)
+    cell = torch.empty(grid * grid, dtype=torch.long)
+    cell[torch.from_numpy(groups)] = torch.from_numpy(keys)
+    return cell[torch.from_numpy(km.labels_).long()]
 
 
 def _render(

@@ -136,7 +136,7 @@ def concepts(
     if path.suffix != ".safetensors":
         raise FeatvizError(f"expected the dictionary as a .safetensors file, got {path}")
     if microscope is not None:
-        from featviz.microscope.concepts import check_folder
+        from featviz.microscope.site import check_folder
 
         check_folder(microscope, adapter.name)
     found = learn(
@@ -184,6 +184,11 @@ def concepts(
 @click.option("--grid", type=int, default=20, show_default=True, help="cells per side of the map")
 @click.option("--per-image", type=int, default=32, show_default=True, help="positions drawn from each image")
 @click.option("--min-count", type=int, default=3, show_default=True, help="samples a cell needs to be rendered")
+@click.option("--fill", is_flag=True, help="snap the map onto every cell of the grid (even density)")
+@click.option("--class", "target", help="a class atlas: only positions attributed most to this class")
+@click.option(
+    "--microscope", type=click.Path(file_okay=False), help="also write its zoomable pages into this Microscope"
+)
 @size_option("cell size in pixels", default=48, show_default=True)
 @steps_option(_VIS_STEPS)
 @click.option("--batch", type=int, default=32, show_default=True, help="images per forward pass, cells per render")
@@ -199,6 +204,9 @@ def activation_atlas(
     grid: int,
     per_image: int,
     min_count: int,
+    fill: bool,
+    target: str | None,
+    microscope: str | None,
     size: int,
     steps: int | None,
     batch: int,
@@ -212,15 +220,23 @@ def activation_atlas(
     """The activation atlas of LAYER over a dataset: positions of every image laid out in 2-D
     by UMAP, cut into GRID x GRID cells, each cell's mean activation rendered. Writes the PNG,
     a JSON of the cells beside it, and the finished cells in OUT's stem + _tiles, so that the
-    same command run again after an interruption renders only the missing cells."""
+    same command run again after an interruption renders only the missing cells. With
+    --microscope DIR its pages go into that Microscope: the atlas zoomable, each cell a link to
+    its examples with the positions marked."""
     from featviz.analysis.activation_atlas import activation_atlas as make
     from featviz.io.files import atomic_write, json_bytes
     from featviz.io.images import png_bytes
 
     adapter = _load(model, weights, pretrained)
     name = adapter.layer_name(layer)
-    target = _image_target(out, adapter.name, name, "activation_atlas")
-    work = target.with_name(f"{target.stem}_tiles")
+    if microscope is not None:
+        from featviz.microscope.site import check_folder
+
+        check_folder(microscope, adapter.name)
+    cls = adapter.class_index(target) if target is not None else None
+    kind = "activation_atlas" if cls is None else f"class_{cls}_activation_atlas"
+    path = _image_target(out, adapter.name, name, kind)
+    work = path.with_name(f"{path.stem}_tiles")
     found = make(
         adapter,
         name,
@@ -228,6 +244,8 @@ def activation_atlas(
         grid=grid,
         per_image=per_image,
         min_count=min_count,
+        fill=fill,
+        target=cls,
         size=size,
         steps=steps,
         batch=batch,
@@ -238,9 +256,14 @@ def activation_atlas(
     )
     summary = {"record": found.record, "cells": found.cells, "items": [item.id for item in found.items]}
     files = [
-        atomic_write(target, png_bytes(found.image)),
-        atomic_write(target.with_suffix(".json"), json_bytes(summary)),
+        atomic_write(path, png_bytes(found.image)),
+        atomic_write(path.with_suffix(".json"), json_bytes(summary)),
     ]
+    if microscope is not None:
+        from featviz.microscope.atlas_pages import FOLDER, atlas_name, write_atlas_pages
+
+        write_atlas_pages(microscope, found)
+        files.append(Path(microscope) / FOLDER / atlas_name(found) / "index.html")
     click.echo(
         f"{adapter.name} {name}: {len(found.cells)} of {grid}x{grid} cells from {len(found.points)} samples "
         f"({found.record['reducer']}), {len(found.rendered)} rendered, {len(found.loaded)} loaded; "
@@ -252,7 +275,8 @@ def _concept_pages(
     adapter: Any, found: Any, folder: str, steps: int | None, seed: int, device: str, quiet: bool
 ) -> list[Path]:
     """Render the concepts at the Microscope's size and write their pages into ``folder``."""
-    from featviz.microscope.concepts import check_folder, render_concepts, write_concept_pages
+    from featviz.microscope.concepts import render_concepts, write_concept_pages
+    from featviz.microscope.site import check_folder
 
     size = int(check_folder(folder).meta.get("size") or 128)
     images = render_concepts(found, adapter, size=size, steps=steps, seed=seed, device=device, progress=not quiet)

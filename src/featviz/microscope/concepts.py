@@ -16,11 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from featviz.errors import FeatvizError
 from featviz.io.files import atomic_write
 from featviz.io.images import png_bytes
-from featviz.microscope.catalog import require
-from featviz.microscope.site import Site, page, write_index
+from featviz.microscope.site import check_folder, page, write_index
 
 if TYPE_CHECKING:
     from featviz.analysis.concepts import Concepts
@@ -59,16 +57,6 @@ def render_concepts(
         **extra,
     )
     return {j: result.images[j].detach().float().cpu() for j in range(found.k)}
-
-
-def check_folder(out: str | Path, model: str | None = None) -> Site:
-    """The Microscope folder ``out``; refuses one that holds none, or one of another model."""
-    require(out)
-    site = Site(out)
-    built = site.meta.get("model")
-    if model is not None and built != model:
-        raise FeatvizError(f"expected a Microscope of {model}, got one of {built} in {out}")
-    return site
 
 
 def write_concept_pages(out: str | Path, found: Concepts, images: dict[int, torch.Tensor] | None = None) -> list[Path]:

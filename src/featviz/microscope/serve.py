@@ -4,8 +4,10 @@ opens its page.
 
 Renders go through one worker thread fed by a bounded queue: a unit is rendered once however
 many pages ask for it at the same time, its files and catalog row are written as a build
-writes them (so a restart does not render it again), and when the queue is full a request
-gets a clear 503 instead of piling up work. The API reports a render's real progress (the
+writes them (so a restart does not render it again). When the queue is full, a unit waits in
+line for a place, for as long as its page keeps asking about it (a page closed, its unit leaves
+the line), so work does not pile up and no request fails: the page says where it stands and
+asks again by itself. The API reports a render's real progress (the
 step reached of all its images' steps). Stopping the server (Ctrl-C) stops the worker between
 two steps and waits for it: the unit it was rendering is abandoned, nothing of it written, so
 no torch code still runs while the interpreter shuts down. Only files inside DIR are served
@@ -21,6 +23,7 @@ import re
 import socket
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -45,7 +48,11 @@ UNIT_PAGE = re.compile(r"^units/([^/]+)/(\d+)\.html$")
 
 
 class QueueFull(FeatvizError):
-    """The render queue holds as many units as it may."""
+    """The server takes no unit now (it is stopping, or its waiting line is full too)."""
+
+
+STALE = 30.0  # seconds after which a waiting unit nobody asks about any more leaves the line
+LINE = 1000  # units that may wait for a place in the queue
 
 
 class Stopped(Exception):
@@ -88,6 +95,7 @@ class Renderer:
         self._stop = threading.Event()
         self._jobs: dict[tuple[str, int], dict[str, Any]] = {}
         self._waiting: list[tuple[str, int]] = []
+        self._line: dict[tuple[str, int], float] = {}  # beyond the queue: unit -> when last asked about
         self._adapter: Any = None
         self._thread = threading.Thread(target=self._work, name="featviz-render", daemon=True)
         self._thread.start()
@@ -100,6 +108,7 @@ class Renderer:
         with self._lock:
             self._stop.set()
             self._waiting.clear()
+            self._line.clear()
             self._wake.notify_all()
         if self._thread is not threading.current_thread():
             self._thread.join()
@@ -112,22 +121,40 @@ class Renderer:
         return (self.out / "units" / layer / f"{channel}.html").is_file()
 
     def ask(self, layer: str, channel: int) -> dict[str, Any]:
-        """Queue the unit unless it is built, queued or rendering; its state."""
+        """Queue the unit unless it is built, queued or rendering; its state. When the queue is
+        full the unit waits in line for a place (``"waiting"``), as long as someone keeps asking
+        about it (:data:`STALE`)."""
         key = (layer, channel)
         with self._lock:
-            if key not in self._jobs and not self.built(layer, channel):
+            if key not in self._jobs and key not in self._line and not self.built(layer, channel):
                 if self._stop.is_set():
                     raise QueueFull("the server is stopping: try again when it is back")
-                if len(self._waiting) >= self.limit:
-                    raise QueueFull(f"the render queue is full ({self.limit} units waiting): try again in a minute")
+                if len(self._line) >= LINE:
+                    raise QueueFull(f"{LINE} units are waiting for a render: try again in a minute")
+                self._line[key] = time.monotonic()
+                self._admit()
+        return self.state(layer, channel)
+
+    def _admit(self) -> None:
+        """Move units from the line into the queue while it has room (the lock is held); units
+        nobody asked about for :data:`STALE` seconds leave the line."""
+        now = time.monotonic()
+        for key, seen in list(self._line.items()):
+            if len(self._waiting) >= self.limit:
+                break
+            del self._line[key]
+            if now - seen <= STALE and not self.built(*key):
                 self._jobs[key] = {"status": "queued"}
                 self._waiting.append(key)
                 self._wake.notify()
-        return self.state(layer, channel)
 
     def state(self, layer: str, channel: int) -> dict[str, Any]:
         key = (layer, channel)
         with self._lock:
+            if key in self._line:
+                self._line[key] = time.monotonic()  # someone still waits for it
+                ahead = list(self._line).index(key) + len(self._waiting) + (1 if self._busy() else 0)
+                return {"status": "waiting", "ahead": ahead, "limit": self.limit}
             job = dict(self._jobs.get(key) or {"status": "done" if self.built(layer, channel) else "not built"})
             if job["status"] == "queued":
                 job["ahead"] = self._waiting.index(key) + (1 if self._busy() else 0)
@@ -140,7 +167,14 @@ class Renderer:
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
-            return {"model": self.model, "renders": self.renders, "queued": len(self._waiting), "limit": self.limit}
+            queued, line = len(self._waiting), len(self._line)
+            return {
+                "model": self.model,
+                "renders": self.renders,
+                "queued": queued,
+                "waiting": line,
+                "limit": self.limit,
+            }
 
     def _work(self) -> None:
         while True:
@@ -150,6 +184,7 @@ class Renderer:
                 if self._stop.is_set():
                     return
                 key = self._waiting.pop(0)
+                self._admit()
                 self._jobs[key] = {"status": "rendering", "step": 0}  # "steps" once the render knows them
             job: dict[str, Any] | None
             try:
@@ -215,7 +250,7 @@ def create_app(out: str | Path, renderer: Renderer | None = None) -> Any:
         key = unit(request)
         if key is None:
             return JSONResponse({"error": "no such unit in this Microscope"}, status_code=404)
-        return JSONResponse(work.state(*key))
+        return JSONResponse(work.ask(*key) if request.method == "POST" else work.state(*key))
 
     async def files(request: Request) -> Response:
         raw = request.scope.get("raw_path", b"").decode("latin-1").lower()
@@ -258,7 +293,7 @@ def create_app(out: str | Path, renderer: Renderer | None = None) -> Any:
 
     routes = [
         Route("/api/status", status),
-        Route("/api/units/{layer}/{channel:int}", unit_status),
+        Route("/api/units/{layer}/{channel:int}", unit_status, methods=["GET", "POST"]),
         Route("/{path:path}", files),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)

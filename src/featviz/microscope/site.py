@@ -20,11 +20,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from featviz.errors import FeatvizError
 from featviz.io.files import atomic_write
 from featviz.io.records import write_record
-from featviz.microscope.catalog import CATALOG, Catalog
+from featviz.microscope.catalog import CATALOG, Catalog, require
 
-ASSETS = ("site.css", "site.js", "pending.js")
+ASSETS = ("site.css", "site.js", "pending.js", "atlas.js")
 CLASS_UNITS = 12  # units listed per class in the search index
 THUMBS = 8  # units shown as "drives it" / "it drives"
 
@@ -156,18 +157,30 @@ def _index_script(site: Site) -> bytes:
     return b"window.FEATVIZ_INDEX = " + json.dumps(index, separators=(",", ":")).encode() + b";\n"
 
 
+def check_folder(out: str | Path, model: str | None = None) -> Site:
+    """The Microscope folder ``out``; refuses one that holds none, or one of another model."""
+    require(out)
+    site = Site(out)
+    built = site.meta.get("model")
+    if model is not None and built != model:
+        raise FeatvizError(f"expected a Microscope of {model}, got one of {built} in {out}")
+    return site
+
+
 def write_index(out: str | Path) -> Path:
-    """Write (or rewrite) the folder's ``index.html``: its layers and its concept pages."""
+    """Write (or rewrite) the folder's ``index.html``: its layers, its concept and atlas pages."""
     return atomic_write(Path(out) / "index.html", _index(Site(out)))
 
 
-def _concepts(out: Path) -> str:
-    """Links to the concept pages written into the folder (``concepts/LAYER/index.html``)."""
-    found = sorted(p.parent.name for p in out.glob("concepts/*/index.html"))
-    if not found:
-        return ""
-    links = "".join(f"<li><a href='concepts/{html.escape(n)}/index.html'>{html.escape(n)}</a></li>" for n in found)
-    return f"<h2>Concepts</h2><ul id='concepts'>{links}</ul>"
+def _extras(out: Path) -> str:
+    """Links to the concept and activation atlas pages written into the folder
+    (``concepts/LAYER/index.html``, ``atlas/NAME/index.html``)."""
+    text = ""
+    for folder, title in (("concepts", "Concepts"), ("atlas", "Activation atlases")):
+        found = sorted(p.parent.name for p in out.glob(f"{folder}/*/index.html"))
+        links = "".join(f"<li><a href='{folder}/{html.escape(n)}/index.html'>{html.escape(n)}</a></li>" for n in found)
+        text += f"<h2>{title}</h2><ul id='{folder}'>{links}</ul>" if found else ""
+    return text
 
 
 def _index(site: Site) -> bytes:
@@ -182,7 +195,7 @@ def _index(site: Site) -> bytes:
         f"<p>{html.escape(str(meta.get('model')))}, {meta.get('size')} px, seed {meta.get('seed')}, "
         f"dataset examples from {html.escape(str(meta.get('data')))}</p>"
         "<table><tr><th>layer</th><th>output shape</th><th>channels</th><th>units built</th></tr>"
-        f"{rows}</table>{_concepts(site.out)}"
+        f"{rows}</table>{_extras(site.out)}"
         "<p class='muted'>Every unit has a permanent address: <code>units/LAYER/CHANNEL.html</code>.</p>"
     )
     return page(site.title(), body, "", warning=site.warning)
