@@ -15,7 +15,6 @@ need the ``test`` extra, and Debian's chromium for ``site``.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import shutil
 import sqlite3
@@ -26,17 +25,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from common import subcommand
-from PIL import Image
 
 import featviz
 from featviz.analysis.examples import examples
 from featviz.data.sources import read, shipped_items
 from featviz.microscope import build
-from featviz.microscope.catalog import CATALOG, Catalog
-from featviz.microscope.site import write_site
 
 #: The tests' folder, whose helpers ``site`` (a browser) and ``serve-ctrl-c`` (a served Microscope) import.
 TESTS = Path(__file__).resolve().parents[1] / "tests"
@@ -115,43 +110,13 @@ LAYER = "blocks.6"
 
 def make_folder(out: Path, units: int) -> float:
     """A folder with a catalog of ``units`` built units; returns write_site's seconds."""
-    rng = np.random.default_rng(0)
-    cat = Catalog(out / CATALOG)
-    cat.check_or_set_meta({"model": "efficientnet_lite0", "size": 128, "seed": 0, "data": "shipped", "k": 9})
-    cat.put_layer(LAYER, 0, [units, 4, 4], list(range(units)))
-    shared = out / "units" / "shared.png"
-    shared.parent.mkdir(parents=True)
-    Image.fromarray(rng.integers(0, 255, (64, 576, 3), dtype=np.uint8)).save(shared)
-    rows = []
-    for c in range(units):
-        folder = out / "units" / LAYER / str(c)
-        folder.mkdir(parents=True)
-        base = rng.integers(0, 255, (3,))
-        grid = np.clip(base + rng.normal(0, 40, (12, 12, 3)), 0, 255).astype(np.uint8)
-        buffer = io.BytesIO()
-        Image.fromarray(grid).resize((96, 96), Image.Resampling.BICUBIC).save(buffer, "PNG")
-        (folder / "channel.png").write_bytes(buffer.getvalue())
-        files = {"channel": f"units/{LAYER}/{c}/channel.png"}
-        files.update({k: "units/shared.png" for k in ("negative", "neuron", "examples_top", "examples_bottom")})
-        examples = {"hist": [int(v) for v in rng.integers(0, 50, 32)], "mean": 0.1, "max": float(rng.random() * 5)}
-        figures = {
-            "score": float(rng.random() * 10),
-            "examples": {**examples, "fires": 0.5},
-            "drives": {"raises": [[8, "hen", float(rng.random())]], "lowers": []},
-            "inputs": [],
-            "activation_vs_best_example": float(rng.random() * 3),
-            "rank_correlation_below": float(rng.random()),
-            "below": "blocks.5",
-        }
-        rows.append({"layer": LAYER, "channel": c, "files": files, "figures": figures, "records": {}})
-    cat.put_units(rows)
-    cat.close()
-    start = time.perf_counter()
-    write_site(out)
-    return time.perf_counter() - start
+    sys.path.insert(0, str(TESTS))
+    from synthetic import fake_microscope
+
+    return fake_microscope(out, {LAYER: units})
 
 
-def measure(browser, url: str, runs: int) -> dict[str, float]:
+def measure(browser, url: str, runs: int, sort: bool = True) -> dict[str, float]:
     loads, visible, sorts = [], [], []
     for _ in range(runs):
         context = browser.new_context(viewport={"width": 1280, "height": 900})
@@ -159,15 +124,16 @@ def measure(browser, url: str, runs: int) -> dict[str, float]:
         start = time.perf_counter()
         page.goto(url, wait_until="load")
         page.wait_for_function(
-            "() => Array.from(document.querySelectorAll('#units img'))"
+            "() => Array.from(document.images)"
             ".filter(i => i.getBoundingClientRect().top < innerHeight)"
             ".every(i => i.complete && i.naturalWidth > 0)"
         )
         visible.append(time.perf_counter() - start)
         loads.append(page.evaluate("() => performance.getEntriesByType('navigation')[0].loadEventEnd") / 1000)
         t = time.perf_counter()
-        page.select_option("#sort", "trust")
-        page.evaluate("() => new Promise(r => requestAnimationFrame(() => r()))")
+        if sort:
+            page.select_option("#sort", "trust")
+            page.evaluate("() => new Promise(r => requestAnimationFrame(() => r()))")
         sorts.append(time.perf_counter() - t)
         context.close()
     return {"load": statistics.median(loads), "visible": statistics.median(visible), "sort": statistics.median(sorts)}
@@ -179,6 +145,7 @@ def site_main(args: argparse.Namespace) -> None:
 
         python bench/microscope.py site                  # 1,000 units
         python bench/microscope.py site --units 4000 --runs 5
+        python bench/microscope.py site --whole --runs 3    # every page of a 2,064-unit site
 
     A synthetic Microscope folder holds one layer of UNITS channels, each with its own 96 px
     thumbnail (a distinct PNG file per unit, as a build writes them) and the figures a page
@@ -190,6 +157,8 @@ def site_main(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(TESTS))
     from browser import chromium
 
+    if args.whole:
+        return whole_site(args.runs)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         site_seconds = make_folder(out, args.units)
@@ -214,6 +183,24 @@ def site_main(args: argparse.Namespace) -> None:
                     )
         finally:
             server.terminate()
+
+
+def whole_site(runs: int) -> None:
+    """``--whole``: every channel of Lite0's seven stages and its head (2,064 units, synthetic),
+    each page's first screen from ``file://``."""
+    from browser import chromium
+    from synthetic import fake_microscope
+
+    layers = {f"blocks.{i}": c for i, c in enumerate((16, 24, 40, 80, 112, 192, 320))} | {"conv_head": 1280}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        seconds = fake_microscope(out, layers)
+        print(f"{sum(layers.values())} units in {len(layers)} layers; write_site {seconds:.2f} s")
+        with chromium() as browser:
+            for name, units in {"model page": 0, **layers}.items():
+                url = (out / "index.html" if not units else out / "layers" / f"{name}.html").as_uri()
+                m = measure(browser, url, runs, sort=bool(units))
+                print(f"{name:10s} {units:5d} units: load event {m['load']:.3f} s, first screen {m['visible']:.3f} s")
 
 
 # ---- explain
@@ -343,14 +330,14 @@ def passes_child(args: argparse.Namespace) -> None:
         adapter(torch.rand(2, 3, args.size, args.size))
     model = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     crops = shipped_items()
-    data = [crops[i % len(crops)] for i in range(args.images)]
+    data = [crops[i % len(crops)] for i in range(int(args.images))]
     start = time.perf_counter()
     if args.child == "concepts":
         found = featviz.concepts(adapter, args.layer, args.k, data, size=args.size, progress=False)
         phases = {k: v for k, v in found.seconds.items() if k != "total"}
     else:
         common = {"grid": args.grid, "per_image": args.per_image, "image_size": args.size, "steps": 1}
-        atlas = activation_atlas(adapter, args.layer, data, **common, size=16, progress=False)
+        atlas = activation_atlas(adapter, args.layer, data, **common, size=32, progress=False)
         phases = {k: v for k, v in atlas.record["times"].items() if k in ("activations", "layout", "render")}
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -377,6 +364,7 @@ def parser() -> argparse.ArgumentParser:
     p = subcommand(sub, "site", site_main, "how fast a layer page with many units loads in headless Chromium")
     p.add_argument("--units", type=int, default=1000)
     p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--whole", action="store_true", help="a whole model's site: Lite0's 2,064 units, every page")
 
     p = subcommand(sub, "explain", explain_main, "what a whole default featviz explain costs, one command per photo")
     p.add_argument("--photos", default="skimage:chelsea,skimage:coffee")

@@ -174,3 +174,42 @@ def test_the_atlas_page_zooms_and_its_cells_open_their_examples(built, made, tmp
         assert cell["top_class_name"] in page.inner_text("body")
         _links_resolve(page)
         assert not errors, errors
+
+
+def test_killed_run_resumes_from_its_tiles_and_the_pca_fallback_places_the_samples(tmp_path):
+    """The command killed with SIGKILL once some cells are on disk, then run again: the finished
+    cells are loaded, not rendered again. Both runs place the samples without umap-learn (hidden
+    from the process), by the first two principal components, and say so in the record."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "atlas.png"
+    tiles = tmp_path / "atlas_tiles" / "tiles"
+    args = ["activation-atlas", "efficientnet_lite0", LAYER, "--data", "shipped", "--grid", "6", "--per-image", "4"]
+    args += ["--size", "32", "--steps", "16", "--batch", "4", "--out", str(out), "-q"]
+    hide = "import sys; sys.modules['umap'] = None; from featviz.cli import main; main()"
+    env = dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-c", hide, *args]
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    try:  # kill once the first batch of cells is on disk
+        while len(list(tiles.glob("*.json"))) < 4:
+            assert proc.poll() is None, proc.communicate()[1].decode()
+            assert time.monotonic() < deadline, "no cell after 240 s"
+            time.sleep(0.01)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    done = {p.name: p.stat().st_mtime_ns for p in tiles.glob("*.png")}
+    assert not out.exists() and len(done) >= 4
+    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    summary = json.loads(out.with_suffix(".json").read_text())
+    record = summary["record"]
+    assert record["reducer"] == "pca (umap-learn is not installed)" and "layout_loaded" in record["times"]
+    assert record["loaded"] >= len(done) and record["loaded"] + record["rendered"] == record["cells"]
+    assert all((tiles / name).stat().st_mtime_ns == t for name, t in done.items())  # none written again

@@ -54,8 +54,8 @@ def _ranks(device: str) -> Iterator[str]:
 @click.argument("model", default=DEFAULT_MODEL)
 @out_option("the folder (resumable: run the same command again)", required=True)
 @click.option("--layers", help="comma-separated layers (default: an early, a middle and a late stage)")
-@click.option("--all", "all_layers", is_flag=True, help="every top-level numbered stage of the model")
-@click.option("--units-per-layer", type=int, default=32, show_default=True, help="channels 0..N-1 of each layer")
+@click.option("--all", "all_layers", is_flag=True, help="every channel of every top-level numbered stage")
+@click.option("--units-per-layer", type=int, help="channels 0..N-1 of each layer  [default: 32; all with --all]")
 @click.option("--data", default="shipped", show_default=True, help="images for the dataset examples")
 @click.option("--examples-limit", type=int, help="only the first N images of the data")
 @size_option(None, default=128, show_default=True)
@@ -71,7 +71,7 @@ def microscope_build(
     out: str,
     layers: str | None,
     all_layers: bool,
-    units_per_layer: int,
+    units_per_layer: int | None,
     data: str,
     examples_limit: int | None,
     size: int,
@@ -98,6 +98,8 @@ def microscope_build(
         from featviz.models.layers import stages
 
         names = stages(adapter)
+    elif units_per_layer is None:
+        units_per_layer = 32
     check_writable(Path(out) / "catalog.sqlite")
     with _ranks(device) as device:
         report = build(
@@ -120,6 +122,9 @@ def microscope_build(
         f"{who}{out}: {len(report.layers)} layers, {report.units} units ({report.rendered} rendered, "
         f"{report.skipped} already done) in {report.seconds:.1f} s; examples at {report.images_per_second:.1f} images/s"
     )
+    phases = {k: v for k, v in report.timings.items() if not k.startswith("layer:") and k != "units"}
+    if phases and not quiet:
+        click.echo("seconds by phase: " + ", ".join(f"{k} {v:.1f}" for k, v in phases.items()))
 
 
 @microscope.command("site")

@@ -196,11 +196,15 @@ def build(
             t1 = time.perf_counter()
             prev = names[names.index(name) - 1] if names.index(name) > 0 else None
             step = _show_step(bar, f"{name}:{units[0]}-{units[-1]}" if len(units) > 1 else f"{name}:{units[0]}")
-            rows = _slice(adapter, out, name, prev, units, rec, seed, found, data, size, progress, on_step=step)
+            args = (adapter, out, name, prev, units, rec, seed, found, data, size, progress)
+            rows = _slice(*args, on_step=step, times=timings)
+            t2 = time.perf_counter()
             catalog.put_units(rows, rank)
+            timings["catalog"] = timings.get("catalog", 0.0) + time.perf_counter() - t2
             rendered += len(units)
             bar.update(len(units))
             timings["units"] = timings.get("units", 0.0) + time.perf_counter() - t1
+            timings[f"layer:{name}"] = timings.get(f"layer:{name}", 0.0) + time.perf_counter() - t1
     finally:
         bar.close()  # before any message, so that it prints on its own line
     catalog.close()
@@ -215,7 +219,9 @@ def build(
     if rank == 0:
         from featviz.microscope.site import write_site
 
+        t1 = time.perf_counter()
         write_site(out)
+        timings["site"] = time.perf_counter() - t1
     _barrier(world)
     total = sum(len(u) for u in plan.values())
     seconds = time.perf_counter() - start
@@ -421,10 +427,21 @@ def _slice(
     size: int,
     progress: bool,
     on_step: Callable[[int, int], None] | None = None,
+    times: dict[str, float] | None = None,
 ) -> list[dict[str, Any]]:
     """Render and measure one slice of units; write their files; return their catalog rows.
-    ``on_step(done, total)``: see :func:`render_units`."""
+    ``on_step(done, total)``: see :func:`render_units`; ``times`` gathers the seconds of each
+    phase (``render:channel`` ... ``render:diversity``, ``drives``, ``inputs``, ``trust``,
+    ``write``)."""
     from featviz.tools.diverse import diversity_objective
+
+    times = {} if times is None else times
+    clock = [time.perf_counter()]
+
+    def lap(phase: str) -> None:
+        now = time.perf_counter()
+        times[phase] = times.get(phase, 0.0) + now - clock[0]
+        clock[0] = now
 
     common: dict[str, Any] = {"recipe": rec, "seed": seed, "size": size}
     jobs: list[tuple[Any, int | None]] = [
@@ -437,16 +454,21 @@ def _slice(
     if on_step is not None:
         on_step(0, total)
     results = []
+    kinds = ["channel", "negative", "neuron"] + ["diversity"] * len(units)
     for i, (objective, batch) in enumerate(jobs):
         watch = None if on_step is None else _watch(on_step, i * rec.steps, total)
         results.append(_render(adapter, objective, batch, common, watch))
+        lap(f"render:{kinds[i]}")
     channel, negative, neuron, *sets = results
     for result in results:
         if result.interrupted:
             raise KeyboardInterrupt
     drives = _drives(adapter, layer, units, found, size)
+    lap("drives")
     inputs = _inputs(adapter, layer, prev, units, found) if prev else [[] for _ in units]
+    lap("inputs")
     trusted = trust(adapter, layer, prev, units, channel.images, found)
+    lap("trust")
     rows = []
     for i, c in enumerate(units):
         folder = out / "units" / layer / str(c)
@@ -471,6 +493,7 @@ def _slice(
             **trusted[i],
         }
         rows.append({"layer": layer, "channel": c, "files": files, "figures": figures, "records": records})
+    lap("write")
     return rows
 
 

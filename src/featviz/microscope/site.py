@@ -28,6 +28,7 @@ from featviz.microscope.catalog import CATALOG, Catalog, require
 ASSETS = ("site.css", "site.js", "pending.js", "atlas.js")
 CLASS_UNITS = 12  # units listed per class in the search index
 THUMBS = 8  # units shown as "drives it" / "it drives"
+FIRST_TILES = 96  # a layer page's tiles written as HTML (a first screen); site.js adds the others after its load
 
 
 def asset(name: str) -> bytes:
@@ -216,15 +217,19 @@ def _layer(site: Site, layer: dict[str, Any]) -> bytes:
     if layer["dream"]:
         dream = f"<h2>DeepDream</h2><img src='../{layer['dream']}' width='256' alt='DeepDream of {name}'>"
     units = site.built(layer["name"])
-    tiles = "".join(_tile(name, u) for u in units)
+    tiles = "".join(_tile(name, u) for u in units[:FIRST_TILES])
+    rest = [_row(u) for u in units[FIRST_TILES:]]
     done = {u["channel"] for u in units}
     missing = [c for c in range(layer["channels"]) if c not in done]
     options = "".join(f"<option value='{k}'>{html.escape(t)}</option>" for k, t in _SORTS)
     body = (
         f"{dream}<h2>Units ({len(units)} of {layer['channels']} built)</h2>"
         f"<p>sort by <select id='sort' aria-label='sort by'>{options}</select></p>"
-        f"<div class='grid' id='units'>{tiles}</div>"
+        f"<div class='grid' id='units' data-layer='{name}'>{tiles}</div>"
     )
+    if rest:  # added by site.js after the first screen is shown; "<" escaped inside the script
+        data = json.dumps(rest, separators=(",", ":")).replace("<", "\\u003c")
+        body += f"<script type='application/json' id='more-units'>{data}</script>"
     if missing:
         links = " ".join(f"<a data-href='../units/{name}/{c}.html'>{c}</a>" for c in missing)
         body += (
@@ -234,11 +239,26 @@ def _layer(site: Site, layer: dict[str, Any]) -> bytes:
     return page(f"{site.meta.get('model')} {layer['name']}", body, "../", warning=site.warning)
 
 
+def _num(value: Any) -> str:
+    return "" if value is None else f"{float(value):.4g}"
+
+
+def _row(unit: dict[str, Any]) -> list[Any]:
+    """A tile beyond the first screen as data, which site.js turns into the same markup as
+    :func:`_tile`: channel, thumbnail, activation, score, trust, correlation."""
+    fig = unit["figures"]
+    values = (fig["examples"].get("max"), fig.get("score"), fig.get("activation_vs_best_example"))
+    return [
+        unit["channel"],
+        unit["files"]["channel"],
+        *(_num(v) for v in values),
+        _num(fig.get("rank_correlation_below")),
+    ]
+
+
 def _tile(layer: str, unit: dict[str, Any]) -> str:
     fig, c = unit["figures"], unit["channel"]
-
-    def num(value: Any) -> str:
-        return "" if value is None else f"{float(value):.4g}"
+    num = _num
 
     data = (
         f"data-channel='{c}' data-activation='{num(fig['examples'].get('max'))}' data-score='{num(fig.get('score'))}' "

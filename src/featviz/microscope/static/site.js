@@ -4,9 +4,42 @@
 
 const served = location.protocol === "http:" || location.protocol === "https:";
 
+// A layer page writes its first tiles as HTML and the others as data (#more-units), added here
+// in slices once the page has loaded, so that a page of thousands of units opens at once.
+let moreUnits = null;
+
+function tile(layer, [channel, thumb, activation, score, trust, correlation]) {
+  const figure = document.createElement("figure");
+  Object.assign(figure.dataset, { channel, activation, score, trust, correlation });
+  figure.innerHTML = `<a href="../units/${layer}/${channel}.html"><img loading="lazy" src="../${thumb}" ` +
+    `width="96" height="96" alt="${layer}:${channel}"></a><figcaption>${channel}</figcaption>`;
+  return figure;
+}
+
+function addUnits(count) {
+  const grid = document.getElementById("units");
+  if (!grid || !moreUnits || !moreUnits.length) return;
+  const part = document.createDocumentFragment();
+  for (const row of moreUnits.splice(0, count)) part.appendChild(tile(grid.dataset.layer, row));
+  grid.appendChild(part);
+  if (moreUnits.length) requestAnimationFrame(() => addUnits(count));
+  else document.body.dataset.units = "all";
+}
+
+function startUnits() {
+  const data = document.getElementById("more-units");
+  if (!data) { document.body.dataset.units = "all"; return; }
+  moreUnits = JSON.parse(data.textContent);
+  // after the load event: the first screen's images are not kept waiting by the others
+  const go = () => requestAnimationFrame(() => addUnits(400));
+  if (document.readyState === "complete") go();
+  else window.addEventListener("load", go);
+}
+
 function sortUnits(key) {
   const grid = document.getElementById("units");
   if (!grid) return;
+  addUnits(Infinity);  // every tile first
   const tiles = Array.from(grid.children);
   const value = (t) => {
     const v = t.dataset[key];
@@ -69,6 +102,7 @@ function search(root) {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
+  startUnits();
   linkUnbuilt();
   const sorter = document.getElementById("sort");
   if (sorter) sorter.addEventListener("change", () => sortUnits(sorter.value));
