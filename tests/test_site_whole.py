@@ -69,7 +69,7 @@ def test_every_page_of_a_2064_unit_site_opens_fast_and_whole(whole):
                     assert not href.startswith("file://") or target.is_file(), href
         assert not errors, errors
     print({k: round(v, 3) for k, v in seconds.items()})
-    # measured on 2 cores: 0.18 s (model), 0.26 to 0.89 s (layers of 16 to 320 units), 0.8 to 1.5 s
-    # (1,280 units); before the tiles beyond the first screen moved out of the HTML: 1.6 to 2.1 s
+    # measured on 2 cores (bench/microscope.py site --whole): 0.19 s (model), 0.33 to 0.74 s (layers
+    # of 16 to 1,280 units); before the tiles beyond the first screen moved out of the HTML: 1.6 to 2.1 s
     slow = {k: round(v, 3) for k, v in seconds.items() if v >= 3.0}
     assert not slow, (slow, seconds)

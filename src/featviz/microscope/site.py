@@ -28,7 +28,7 @@ from featviz.microscope.catalog import CATALOG, Catalog, require
 ASSETS = ("site.css", "site.js", "pending.js", "atlas.js")
 CLASS_UNITS = 12  # units listed per class in the search index
 THUMBS = 8  # units shown as "drives it" / "it drives"
-FIRST_TILES = 96  # a layer page's tiles written as HTML (a first screen); site.js adds the others after its load
+FIRST_TILES = 72  # a layer page's tiles written as HTML (a first screen); site.js adds the others after its load
 
 
 def asset(name: str) -> bytes:
@@ -266,7 +266,7 @@ def _tile(layer: str, unit: dict[str, Any]) -> str:
         f"data-correlation='{num(fig.get('rank_correlation_below'))}'"
     )
     return (
-        f"<figure {data}><a href='../units/{layer}/{c}.html'><img loading='lazy' src='../{unit['files']['channel']}' "
+        f"<figure {data}><a href='../units/{layer}/{c}.html'><img src='../{unit['files']['channel']}' "
         f"width='96' height='96' alt='{layer}:{c}'></a><figcaption>{c}</figcaption></figure>"
     )
 

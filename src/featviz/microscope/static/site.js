@@ -7,6 +7,7 @@ const served = location.protocol === "http:" || location.protocol === "https:";
 // A layer page writes its first tiles as HTML and the others as data (#more-units), added here
 // in slices once the page has loaded, so that a page of thousands of units opens at once.
 let moreUnits = null;
+const idle = (fn) => (window.requestIdleCallback ? requestIdleCallback(fn, { timeout: 500 }) : setTimeout(fn, 50));
 
 function tile(layer, [channel, thumb, activation, score, trust, correlation]) {
   const figure = document.createElement("figure");
@@ -22,7 +23,7 @@ function addUnits(count) {
   const part = document.createDocumentFragment();
   for (const row of moreUnits.splice(0, count)) part.appendChild(tile(grid.dataset.layer, row));
   grid.appendChild(part);
-  if (moreUnits.length) requestAnimationFrame(() => addUnits(count));
+  if (moreUnits.length) idle(() => addUnits(count));  // in slices, when idle: the page stays responsive
   else document.body.dataset.units = "all";
 }
 
@@ -31,7 +32,7 @@ function startUnits() {
   if (!data) { document.body.dataset.units = "all"; return; }
   moreUnits = JSON.parse(data.textContent);
   // after the load event: the first screen's images are not kept waiting by the others
-  const go = () => requestAnimationFrame(() => addUnits(400));
+  const go = () => idle(() => addUnits(120));
   if (document.readyState === "complete") go();
   else window.addEventListener("load", go);
 }
