@@ -6,6 +6,7 @@ with the commands.
     python bench/microscope.py explain        what a whole default ``featviz explain`` costs, one command per photo
     python bench/microscope.py serve-ctrl-c   Ctrl-C on ``featviz microscope serve`` while it renders a unit
     python bench/microscope.py passes         the concept and activation atlas data passes against the image count
+    python bench/microscope.py trust          a cheaper Microscope recipe against today's on 48 fixed units
 
 ``python bench/microscope.py COMMAND --help`` describes each and its options. ``site`` and
 ``serve-ctrl-c`` use the tests' helpers (tests/browser.py, tests/test_serve_robust.py): they
@@ -25,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from common import subcommand
 
@@ -344,6 +346,73 @@ def passes_child(args: argparse.Namespace) -> None:
     print(json.dumps({"seconds": seconds, "peak": peak, "model": model, "phases": phases}))
 
 
+# ---- trust
+
+
+def fixed_units(adapter) -> dict[str, list[int]]:
+    """The 48 fixed units: 8 channels spread over each of blocks.1 ... blocks.6."""
+    from featviz.models.grids import grid_shape
+
+    out = {}
+    for i in range(1, 7):
+        name = f"blocks.{i}"
+        channels = grid_shape(adapter, name, 128)[0]
+        out[name] = [round(j * (channels - 1) / 7) for j in range(8)]
+    return out
+
+
+def trust_main(args: argparse.Namespace) -> None:
+    """A cheaper Microscope recipe against today's ``microscope`` recipe on 48 fixed units
+    (8 channels spread over each of blocks.1 ... blocks.6, 128 px): seconds of the channel
+    renders and the trust figure of each unit (its visualization's activation over its best
+    dataset example's, the figure a unit page shows), with the median; a side-by-side picture
+    of 16 of them (today's first row, then each candidate's).
+
+        python bench/microscope.py trust --candidates 1x48,1x64,2x32 --picture microscope_recipes.png
+    """
+    from featviz.analysis.trust import trust
+    from featviz.io.grid import make_grid
+    from featviz.io.images import save_image
+    from featviz.optvis.recipes import get_recipe
+
+    adapter = featviz.load_model("efficientnet_lite0")
+    units = fixed_units(adapter)
+    found = examples(adapter, list(units), k=9, size=128, progress=False)
+    today = get_recipe("microscope")
+    candidates = []
+    for spec in args.candidates.split(","):
+        k, steps = (int(v) for v in spec.split("x"))
+        crops = [(n, {**kw, "k": k}) if n == "crops" else (n, kw) for n, kw in today.transforms]
+        candidates.append(today.replace(name=f"{k}x{steps}", steps=steps, transforms=tuple(crops)))
+    figures: dict[str, list[float]] = {}
+    images: dict[str, list[torch.Tensor]] = {}
+    print(f"48 units, 128 px; candidates (crops x steps): {args.candidates}; today ({today.name}): 2x{today.steps}")
+    for rec in (today, *candidates):
+        start = time.perf_counter()
+        figures[rec.name], images[rec.name] = [], []
+        names = list(units)
+        for layer, channels in units.items():
+            result = featviz.render(adapter, [f"{layer}:{c}" for c in channels], rec, size=128, progress=False)
+            prev = names[names.index(layer) - 1] if names.index(layer) else None
+            for row in trust(adapter, layer, prev, channels, result.images, found):
+                if row["activation_vs_best_example"] is not None:  # None: the unit's best example is not positive
+                    figures[rec.name].append(row["activation_vs_best_example"])
+            images[rec.name] += [result.images[j] for j in (0, 3, 5)] if len(images[rec.name]) < 16 else []
+        seconds = time.perf_counter() - start
+        values = figures[rec.name]
+        ratio = statistics.median(values) / statistics.median(figures[today.name])
+        print(
+            f"{rec.name:10s} {seconds:7.1f} s  median trust {statistics.median(values):.3f} "
+            f"(quartiles {np.percentile(values, 25):.3f} / {np.percentile(values, 75):.3f}, {len(values)} units), "
+            f"{ratio:.2f} of today's",
+            flush=True,
+        )
+    if args.picture:
+        tiles = [t for rec in (today, *candidates) for t in images[rec.name][:16]]
+        save_image(make_grid(tiles, columns=16), args.picture)
+        print(f"wrote {args.picture}")
+
+
 # ---- the command line
 
 
@@ -386,6 +455,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--grid", type=int, default=10, help="atlas cells per side")
     p.add_argument("--per-image", type=int, default=16, help="atlas positions per image")
     p.add_argument("--child", choices=["concepts", "atlas"], help=argparse.SUPPRESS)
+
+    p = subcommand(sub, "trust", trust_main, "a cheaper Microscope recipe against today's on 48 fixed units")
+    p.add_argument("--candidates", default="1x48", help="recipes as CROPSxSTEPS, comma-separated (today: 2x64)")
+    p.add_argument("--picture", help="a PNG of 16 units, a row per recipe, today's first")
     return ap
 
 
