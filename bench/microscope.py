@@ -6,7 +6,8 @@ with the commands.
     python bench/microscope.py explain        what a whole default ``featviz explain`` costs, one command per photo
     python bench/microscope.py serve-ctrl-c   Ctrl-C on ``featviz microscope serve`` while it renders a unit
     python bench/microscope.py passes         the concept and activation atlas data passes against the image count
-    python bench/microscope.py trust          a cheaper Microscope recipe against today's on 48 fixed units
+    python bench/microscope.py law            a build's time against units, steps, size and images; predictions
+    python bench/microscope.py trust          Microscope recipes against the earlier 2 x 64 on 48 fixed units
 
 ``python bench/microscope.py COMMAND --help`` describes each and its options. ``site`` and
 ``serve-ctrl-c`` use the tests' helpers (tests/browser.py, tests/test_serve_robust.py): they
@@ -361,32 +362,57 @@ def fixed_units(adapter) -> dict[str, list[int]]:
     return out
 
 
-def trust_main(args: argparse.Namespace) -> None:
-    """A cheaper Microscope recipe against today's ``microscope`` recipe on 48 fixed units
-    (8 channels spread over each of blocks.1 ... blocks.6, 128 px): seconds of the channel
-    renders and the trust figure of each unit (its visualization's activation over its best
-    dataset example's, the figure a unit page shows), with the median; a side-by-side picture
-    of 16 of them (today's first row, then each candidate's).
+#: The build's recipe before the trust comparison made it cheaper: 2 crops of a quarter to all of
+#: the image, Adam 0.05, 64 steps. Candidates are written as changes to it.
+EARLIER = dict(crops=2, area=0.25, lr=0.05, steps=64)
 
-        python bench/microscope.py trust --candidates 1x48,1x64,2x32 --picture microscope_recipes.png
+
+def earlier():
+    from featviz.optvis.recipes import get_recipe
+
+    return candidate(get_recipe("microscope"), "2x64/0.05~0.25").replace(name="earlier 2x64")
+
+
+def candidate(base, spec: str):
+    """A recipe from ``CROPSxSTEPS[@PX][/LR][~AREA]`` (crops per step, steps, the side the
+    model sees each crop at -- the image's own when left out --, Adam's first learning rate and
+    the smallest share of the image a crop covers), or ``microscope``: today's build recipe."""
+    from featviz.optvis.recipes import get_recipe
+
+    if spec == "microscope":
+        return get_recipe("microscope")
+    name = spec
+    spec, _, area = spec.partition("~")
+    spec, _, lr = spec.partition("/")
+    spec, _, px = spec.partition("@")
+    k, steps = (int(v) for v in spec.split("x"))
+    change = {"k": k, "size": int(px) if px else None, "area": (float(area or EARLIER["area"]), 1.0)}
+    crops = tuple((n, {**kw, **change}) if n == "crops" else (n, kw) for n, kw in base.transforms)
+    return base.replace(name=name, steps=steps, transforms=crops, lr=float(lr) if lr else EARLIER["lr"])
+
+
+def trust_main(args: argparse.Namespace) -> None:
+    """Microscope recipes against the earlier build recipe (2 crops of a quarter to all of the
+    image, Adam 0.05, 64 steps) on 48 fixed units (8 channels spread over each of blocks.1 ...
+    blocks.6, 128 px): seconds of the channel renders and the trust figure of each unit (its
+    visualization's activation over its best dataset example's, the figure a unit page shows),
+    with the median; a side-by-side picture of 16 of them (the earlier recipe's first row, then
+    each candidate's).
+
+        python bench/microscope.py trust --candidates microscope,1x64 --picture microscope_recipes.png
     """
     from featviz.analysis.trust import trust
     from featviz.io.grid import make_grid
     from featviz.io.images import save_image
-    from featviz.optvis.recipes import get_recipe
 
     adapter = featviz.load_model("efficientnet_lite0")
     units = fixed_units(adapter)
     found = examples(adapter, list(units), k=9, size=128, progress=False)
-    today = get_recipe("microscope")
-    candidates = []
-    for spec in args.candidates.split(","):
-        k, steps = (int(v) for v in spec.split("x"))
-        crops = [(n, {**kw, "k": k}) if n == "crops" else (n, kw) for n, kw in today.transforms]
-        candidates.append(today.replace(name=f"{k}x{steps}", steps=steps, transforms=tuple(crops)))
+    today = earlier()
+    candidates = [candidate(today, spec) for spec in args.candidates.split(",")]
     figures: dict[str, list[float]] = {}
     images: dict[str, list[torch.Tensor]] = {}
-    print(f"48 units, 128 px; candidates (crops x steps): {args.candidates}; today ({today.name}): 2x{today.steps}")
+    print(f"48 units, 128 px; candidates: {args.candidates}; against the earlier recipe (2 crops x 64 steps)")
     for rec in (today, *candidates):
         start = time.perf_counter()
         figures[rec.name], images[rec.name] = [], []
@@ -402,15 +428,138 @@ def trust_main(args: argparse.Namespace) -> None:
         values = figures[rec.name]
         ratio = statistics.median(values) / statistics.median(figures[today.name])
         print(
-            f"{rec.name:10s} {seconds:7.1f} s  median trust {statistics.median(values):.3f} "
+            f"{rec.name:14s} {seconds:7.1f} s  median trust {statistics.median(values):.3f} "
             f"(quartiles {np.percentile(values, 25):.3f} / {np.percentile(values, 75):.3f}, {len(values)} units), "
-            f"{ratio:.2f} of today's",
+            f"{ratio:.2f} of the earlier recipe's",
             flush=True,
         )
     if args.picture:
         tiles = [t for rec in (today, *candidates) for t in images[rec.name][:16]]
         save_image(make_grid(tiles, columns=16), args.picture)
         print(f"wrote {args.picture}")
+
+
+# ---- law
+
+#: Images a unit page shows: channel, negative, neuron and 4 of diversity.
+PAGE_IMAGES = 7
+
+
+def build_seconds(model: str, layer: str, units: int, steps: int, size: int, images: int) -> tuple[float, dict]:
+    """One ``featviz microscope build`` in a fresh process, as a user runs it: wall seconds
+    (start-up included) and the seconds by phase it prints."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "featviz", "microscope", "build", model, "--layers", layer]
+        cmd += ["--units-per-layer", str(units), "--steps", str(steps), "--size", str(size)]
+        cmd += ["--examples-limit", str(images), "--out", str(Path(tmp) / "m")]
+        start = time.perf_counter()
+        done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        wall = time.perf_counter() - start
+    line = next(l for l in done.stdout.splitlines() if l.startswith("seconds by phase: "))
+    phases = {k: float(v) for k, v in (part.rsplit(" ", 1) for part in line[18:].split(", "))}
+    return wall, phases
+
+
+def pass_seconds(adapter, layer: str, size: int, batch: int = 24, steps: int = 4) -> float:
+    """Seconds per image per step of a Microscope render of ``layer`` (forward to the layer and
+    back to the image), from a batch of ``batch`` channels."""
+    from featviz.models.grids import grid_shape
+
+    channels = grid_shape(adapter, layer, size)[0]
+    units = [f"{layer}:{c % channels}" for c in range(batch)]
+    featviz.render(adapter, units[:2], "microscope", size=size, steps=1, progress=False)
+    start = time.perf_counter()
+    featviz.render(adapter, units, "microscope", size=size, steps=steps, progress=False)
+    return (time.perf_counter() - start) / (batch * steps)
+
+
+def fit(pairs: list[tuple[float, float]]) -> tuple[float, float]:
+    """Least-squares intercept and slope through ``(x, y)`` points."""
+    xs, ys = np.asarray(pairs, float).T
+    slope, intercept = np.polyfit(xs, ys, 1)
+    return float(intercept), float(slope)
+
+
+def law_main(args: argparse.Namespace) -> None:
+    """The growth law of a Microscope build: its wall time against units, steps per render,
+    image size and dataset images, three points each, one factor moved at a time from a centre
+    build (each a fresh ``featviz microscope build`` process, start-up included); the law's
+    constants fitted from them; each stage's cost per image-pass for Lite0 and a ResNet-50
+    (random weights: the cost does not depend on them); and the predictions a whole model's
+    build follows from, here and with a per-pass cost measured elsewhere.
+
+        python bench/microscope.py law
+    """
+    centre = {"units": args.units, "steps": args.steps, "size": args.size, "images": args.images}
+    points = {
+        "units": [args.units // 2, args.units, args.units * 2],
+        "steps": [args.steps // 2, args.steps, args.steps * 2],
+        "size": [args.size // 2, args.size * 3 // 4, args.size],
+        "images": [args.images // 4, args.images // 2, args.images],
+    }
+    seen: dict[tuple, tuple[float, dict]] = {}
+    measured: dict[str, list[tuple[int, float, dict]]] = {}
+    print(f"{args.model} {args.layer}, centre: {centre}; wall seconds of a fresh build process")
+    for factor, values in points.items():
+        measured[factor] = []
+        for value in values:
+            setting = {**centre, factor: value}
+            key = tuple(setting.values())
+            if key not in seen:
+                seen[key] = build_seconds(args.model, args.layer, **setting)
+            wall, phases = seen[key]
+            renders = sum(v for k, v in phases.items() if k.startswith("render:"))
+            measured[factor].append((value, wall, phases))
+            print(
+                f"  {factor:7s} {value:5d}: {wall:6.1f} s  (examples {phases.get('examples', 0):.1f}, "
+                f"renders {renders:.1f}, analyses {sum(phases.get(k, 0) for k in ('drives', 'inputs', 'trust')):.1f})",
+                flush=True,
+            )
+    u, s, n = centre["units"], centre["steps"], centre["images"]
+    _, per_unit = fit([(v, w) for v, w, _ in measured["units"]])
+    _, per_step = fit([(v, w) for v, w, _ in measured["steps"]])
+    _, per_image = fit([(v, p["examples"]) for v, _, p in measured["images"]])
+    _, per_pixel = fit([(v * v, w) for v, w, _ in measured["size"]])
+    p = per_step / (u * PAGE_IMAGES)  # seconds per image-pass at the centre size
+    q = per_unit - PAGE_IMAGES * s * p  # a unit's analyses and writing
+    start = seen[tuple(centre.values())][0] - u * per_unit - n * per_image
+    print(
+        f"law: T = {start:.1f} s + {per_image * 1000:.1f} ms x dataset images + units x "
+        f"({PAGE_IMAGES} images x steps x {p * 1000:.1f} ms + {q:.2f} s); "
+        f"size: {per_pixel * 1000:.3f} ms per px^2 at the centre (T grows as size^2 above the start-up)"
+    )
+    print(f"per image-pass at {args.size} px, render batch 24 (forward to the stage and back):")
+    lite = featviz.load_model("efficientnet_lite0")
+    resnet = featviz.load_model("torchvision:resnet50")
+    costs = {}
+    for name, adapter, stages in (
+        ("efficientnet_lite0", lite, [f"blocks.{i}" for i in range(7)]),
+        ("resnet50", resnet, [f"layer{i}.{j}" for i, n in ((1, 3), (2, 4), (3, 6), (4, 3)) for j in range(n)]),
+    ):
+        from featviz.models.grids import grid_shape
+
+        rows = [
+            (stage, grid_shape(adapter, stage, args.size)[0], pass_seconds(adapter, stage, args.size))
+            for stage in stages
+        ]
+        costs[name] = rows
+        print(f"  {name}: " + ", ".join(f"{st} ({c} ch) {sec * 1000:.1f} ms" for st, c, sec in rows), flush=True)
+    ratio = q / p  # analyses and writing, in image-passes of the unit's own stage
+    for name, rows in costs.items():
+        units = sum(c for _, c, _ in rows)
+        passes = sum(c * (PAGE_IMAGES * 32 + ratio) * sec for _, c, sec in rows)
+        print(
+            f"  {name} whole model here ({units} units, 32 steps, 477 images): "
+            f"{(start + 477 * per_image + passes) / 60:.0f} min predicted"
+        )
+    rn = costs["resnet50"]
+    units = sum(c for _, c, _ in rn)
+    unit_passes = sum(c * (PAGE_IMAGES * 32 + ratio) for _, c, _ in rn)
+    here = sum(c * (PAGE_IMAGES * 32 + ratio) * sec for _, c, sec in rn) / unit_passes
+    print(
+        f"  resnet50: {units} units x ~{unit_passes / units:.0f} image-passes = {unit_passes / 1e6:.2f} M image-passes "
+        f"(here {here * 1000:.1f} ms each on average)"
+    )
 
 
 # ---- the command line
@@ -456,9 +605,21 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--per-image", type=int, default=16, help="atlas positions per image")
     p.add_argument("--child", choices=["concepts", "atlas"], help=argparse.SUPPRESS)
 
-    p = subcommand(sub, "trust", trust_main, "a cheaper Microscope recipe against today's on 48 fixed units")
-    p.add_argument("--candidates", default="1x48", help="recipes as CROPSxSTEPS, comma-separated (today: 2x64)")
-    p.add_argument("--picture", help="a PNG of 16 units, a row per recipe, today's first")
+    p = subcommand(sub, "trust", trust_main, "Microscope recipes against the earlier 2 x 64 on 48 fixed units")
+    p.add_argument(
+        "--candidates",
+        default="microscope",
+        help="recipes as CROPSxSTEPS[@PX][/LR][~AREA] or microscope (today's), comma-separated",
+    )
+    p.add_argument("--picture", help="a PNG of 16 units, a row per recipe, the earlier one first")
+
+    p = subcommand(sub, "law", law_main, "a build's time against units, steps, size and images; the prediction")
+    p.add_argument("--model", default="efficientnet_lite0")
+    p.add_argument("--layer", default="blocks.4")
+    p.add_argument("--units", type=int, default=8, help="centre: channels")
+    p.add_argument("--steps", type=int, default=16, help="centre: steps per render")
+    p.add_argument("--size", type=int, default=128, help="centre: image size")
+    p.add_argument("--images", type=int, default=480, help="centre: dataset images (the shipped 477 at most)")
     return ap
 
 

@@ -28,7 +28,8 @@ def test_the_reproduce_commands_of_a_unit_page_make_the_same_images(built, tmp_p
     page = (out / "units" / "blocks.3" / "1.html").read_text()
     commands = re.findall(r"<code>(featviz render --from [^<]+)</code>", page)
     assert len(commands) == 4, page  # channel, negative, neuron, diversity
-    assert "4 steps, 64 px, seed 0, image 1 of a batch of 2" in page  # the build's overrides, said
+    # the build's overrides, said; the channel, negative and neuron images of 2 units are one batch
+    assert "4 steps, 64 px, seed 0, image 1 of a batch of 6" in page
     monkeypatch.chdir(out)  # the page's commands run in the Microscope's folder
     for command in commands:
         args = command.split()[1:]
@@ -43,7 +44,8 @@ def test_the_reproduce_commands_of_a_unit_page_make_the_same_images(built, tmp_p
             built = out / "units" / "blocks.3" / "1" / Path(theirs).name
             assert (out / mine).read_bytes() == built.read_bytes(), (command, mine)
         if kind != "diversity":
-            assert json.loads((out / made).with_suffix(".json").read_text())["index"] == 1
+            index = {"channel": 1, "negative": 3, "neuron": 5}[kind]
+            assert json.loads((out / made).with_suffix(".json").read_text())["index"] == index
 
 
 def test_a_microscope_of_random_weights_says_so_on_every_page(tmp_path):

@@ -28,7 +28,7 @@ from featviz.cli import main
 from featviz.microscope import Catalog, build
 
 UNIT = ("blocks.1", 1)  # not built: the build below makes channel 0 only
-STEPS = 24  # per image: 4 renders (channel, negative, neuron, diversity) make 96 steps
+STEPS = 24  # per render: 2 renders (channel, negative and neuron in one; diversity) make 48 steps
 
 
 @pytest.fixture(scope="module")
@@ -128,9 +128,9 @@ def test_a_render_reports_its_steps_to_the_api_and_the_page(built, tmp_path):
                     break
                 if state["status"] == "rendering" and state.get("steps"):
                     steps.append(state["step"])
-                    assert state["steps"] == 4 * STEPS and state["progress"] == state["step"] / state["steps"]
+                    assert state["steps"] == 2 * STEPS and state["progress"] == state["step"] / state["steps"]
                     width = page.evaluate("() => document.querySelector('.progress div').getBoundingClientRect().width")
-                    text = re.match(rf"rendering: step (\d+) of {4 * STEPS}", page.inner_text("#status"))
+                    text = re.match(rf"rendering: step (\d+) of {2 * STEPS}", page.inner_text("#status"))
                     if width > 0 and text:
                         widths.append(width)
                         said.append(int(text[1]))
@@ -192,7 +192,7 @@ def test_a_build_shows_one_bar_over_its_units(tmp_path, capsys):
     assert report.rendered == 2
     bars = [line for line in capsys.readouterr().err.replace("\r", "\n").splitlines() if line.startswith("units:")]
     assert "0/2" in bars[0] and "2/2" in bars[-1], bars
-    assert "conv:1, step 12 of 12" in bars[-1], bars  # 4 renders of 3 steps per unit, the last slice's
+    assert "conv:1, step 6 of 6" in bars[-1], bars  # 2 renders of 3 steps per unit, the last slice's
     # the step callback is not the run's: the records name no callback that replay would need
     cat = Catalog(tmp_path / "catalog.sqlite", readonly=True)
     records = [r for unit in cat.units() for r in unit["records"].values()]

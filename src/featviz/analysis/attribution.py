@@ -128,11 +128,17 @@ def channel_inputs(
     for name in (layer, earlier):
         adapter.layout(name)  # probed now if unknown: a probe inside the attribution would overwrite captum's capture
     attribution = LayerGradientXActivation(reduced, adapter.get_module(earlier))
-    shared = isinstance(images, torch.Tensor)
     rows = []
     with eval_mode(adapter):
-        for i, c in enumerate(channels):
-            batch = (images if shared else images[i]).to(adapter.device)  # type: ignore[union-attr]
-            attr = attribution.attribute(batch, target=int(c))
-            rows.append(to_grid(adapter, earlier, attr.detach()).sum((2, 3)).mean(0))
-    return torch.stack(rows).cpu()
+        if isinstance(images, torch.Tensor):  # one batch, attributed to each channel in turn
+            batch = images.to(adapter.device)
+            for c in channels:
+                attr = attribution.attribute(batch, target=int(c))
+                rows.append(to_grid(adapter, earlier, attr.detach()).sum((2, 3)).mean(0))
+            return torch.stack(rows).cpu()
+        # every channel's own images in one batch, each image's target its channel
+        sizes = [len(batch) for batch in images]
+        target = [int(c) for c, n in zip(channels, sizes, strict=True) for _ in range(n)]
+        attr = attribution.attribute(torch.cat(list(images)).to(adapter.device), target=target)
+    per_image = to_grid(adapter, earlier, attr.detach()).sum((2, 3))
+    return torch.stack([part.mean(0) for part in per_image.split(sizes)]).cpu()

@@ -21,31 +21,45 @@ def _images(found: Any, indices: list[int]) -> torch.Tensor:
 
 
 def trust(
-    adapter: ModelAdapter, layer: str, prev: str | None, units: list[int], images: torch.Tensor, found: Any
+    adapter: ModelAdapter,
+    layer: str,
+    prev: str | None,
+    units: list[int],
+    images: torch.Tensor,
+    found: Any,
+    tops: list[torch.Tensor] | None = None,
 ) -> list[dict[str, Any]]:
     """Per unit: the visualization's activation as a multiple of its best example's (both the
     channel's spatial mean at the build's size), and the rank correlation between the
     activations (channel means) that the visualization and its top examples cause in the
-    layer below (``prev``, or the first layer the model runs)."""
+    layer below (``prev``, or the first layer the model runs). ``tops``: each unit's top
+    examples already read (:func:`top_images`); every unit's run in one batch."""
     below = prev or first_conv(adapter)
     ex = found.layers[layer]
-    out = []
+    tops = top_images(found, layer, units) if tops is None else tops
     with torch.no_grad(), capture(adapter, [below, layer]) as cap:
         viz = cap(images.to(adapter.device))
-        for i, c in enumerate(units):
-            value = float(as_grid(viz, layer)[i, c].mean())
-            best = float(ex.top_mean.values[c, 0])
-            acts = cap(_images(found, [int(j) for j in ex.top_mean.index[c]]).to(adapter.device))
-            mine = as_grid(viz, below)[i].mean((1, 2))
-            theirs = as_grid(acts, below).mean((2, 3)).mean(0)
-            out.append(
-                {
-                    "activation_vs_best_example": round(value / best, 3) if best > 0 else None,
-                    "rank_correlation_below": round(spearman(mine, theirs), 3),
-                    "below": below,
-                }
-            )
+        acts = cap(torch.cat(tops).to(adapter.device))
+    theirs = as_grid(acts, below).mean((2, 3)).split([len(t) for t in tops])
+    out = []
+    for i, c in enumerate(units):
+        value = float(as_grid(viz, layer)[i, c].mean())
+        best = float(ex.top_mean.values[c, 0])
+        mine = as_grid(viz, below)[i].mean((1, 2))
+        out.append(
+            {
+                "activation_vs_best_example": round(value / best, 3) if best > 0 else None,
+                "rank_correlation_below": round(spearman(mine, theirs[i].mean(0)), 3),
+                "below": below,
+            }
+        )
     return out
+
+
+def top_images(found: Any, layer: str, units: list[int]) -> list[torch.Tensor]:
+    """Each unit's top dataset examples (by the channel's spatial mean), read at the data's size."""
+    ex = found.layers[layer]
+    return [_images(found, [int(j) for j in ex.top_mean.index[c]]) for c in units]
 
 
 def first_conv(adapter: ModelAdapter) -> str:

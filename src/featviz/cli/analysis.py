@@ -25,7 +25,7 @@ from featviz.errors import FeatvizError
 from featviz.models import DEFAULT_MODEL
 
 _VIS_SIZE = "visualizations' size in pixels"
-_VIS_STEPS = "steps per visualization (the microscope recipe's 64 when left out)"
+_VIS_STEPS = "steps per visualization (the microscope recipe's 32 when left out)"
 
 
 @click.command()

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from featviz.analysis.attribution import channel_inputs
-from featviz.analysis.trust import trust
+from featviz.analysis.trust import top_images, trust
 from featviz.data.sources import SHIPPED, items
 from featviz.errors import FeatvizError
 from featviz.io.examples import channel_summary
@@ -444,35 +444,36 @@ def _slice(
         clock[0] = now
 
     common: dict[str, Any] = {"recipe": rec, "seed": seed, "size": size}
+    # the channel, negative and neuron images of every unit in one batch: one forward per step
     jobs: list[tuple[Any, int | None]] = [
-        ([f"{layer}:{c}" for c in units], None),
-        ([f"-{layer}:{c}" for c in units], None),
-        ([f"{layer}:{c}@" for c in units], None),
+        ([f"{layer}:{c}" for c in units] + [f"-{layer}:{c}" for c in units] + [f"{layer}:{c}@" for c in units], None),
         *[(diversity_objective(adapter, f"{layer}:{c}", 4), 4) for c in units],
     ]
     total = rec.steps * len(jobs)
     if on_step is not None:
         on_step(0, total)
     results = []
-    kinds = ["channel", "negative", "neuron"] + ["diversity"] * len(units)
+    kinds = ["channel"] + ["diversity"] * len(units)
     for i, (objective, batch) in enumerate(jobs):
         watch = None if on_step is None else _watch(on_step, i * rec.steps, total)
         results.append(_render(adapter, objective, batch, common, watch))
         lap(f"render:{kinds[i]}")
-    channel, negative, neuron, *sets = results
     for result in results:
         if result.interrupted:
             raise KeyboardInterrupt
+    three, *sets = results
+    n = len(units)
     drives = _drives(adapter, layer, units, found, size)
     lap("drives")
-    inputs = _inputs(adapter, layer, prev, units, found) if prev else [[] for _ in units]
+    tops = top_images(found, layer, units)  # read once for both
+    inputs = _inputs(adapter, layer, prev, units, tops) if prev else [[] for _ in units]
     lap("inputs")
-    trusted = trust(adapter, layer, prev, units, channel.images, found)
+    trusted = trust(adapter, layer, prev, units, three.images[:n], found, tops)
     lap("trust")
     rows = []
     for i, c in enumerate(units):
         folder = out / "units" / layer / str(c)
-        images = {"channel": channel.images[i], "negative": negative.images[i], "neuron": neuron.images[i]}
+        images = {"channel": three.images[i], "negative": three.images[n + i], "neuron": three.images[2 * n + i]}
         images.update({f"diversity_{j}": sets[i].images[j] for j in range(4)})
         images.update({f"examples_{w}": found.strip(layer, c, w) for w in ("top", "bottom")})
         files = {}
@@ -480,13 +481,13 @@ def _slice(
             atomic_write(folder / f"{kind}.png", png_bytes(image))
             files[kind] = f"units/{layer}/{c}/{kind}.png"
         records = {
-            "channel": _one(channel.record, i),
-            "negative": _one(negative.record, i),
-            "neuron": _one(neuron.record, i),
+            "channel": _one(three.record, i),
+            "negative": _one(three.record, n + i),
+            "neuron": _one(three.record, 2 * n + i),
             "diversity": _one(sets[i].record, None),
         }
         figures = {
-            "score": float(channel.final[i]),
+            "score": float(three.final[i]),
             "examples": channel_summary(found, layer, c),
             "drives": drives[i],
             "inputs": inputs[i],
@@ -543,42 +544,24 @@ def _images(found: Any, indices: list[int]) -> torch.Tensor:
 def _drives(adapter: ModelAdapter, layer: str, units: list[int], found: Any, size: int) -> list[dict[str, Any]]:
     """Per unit, the classes whose logits rise and fall most when the channel rises: the
     derivative of every logit along the channel (all positions at once), forward-mode,
-    averaged over the first images of the data."""
-    import torch.autograd.forward_ad as fwad
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
+    averaged over the first images of the data. The model runs up to ``layer`` once for the
+    images; there the activation is repeated once per unit, each copy with its unit's tangent,
+    so only the rest of the model runs per unit (a model that cannot change its batch inside the
+    forward runs whole per unit instead)."""
     if adapter.labels is None:
         return [{} for _ in units]
     images = _images(found, list(range(min(DRIVE_IMAGES, len(found.items))))).to(adapter.device)
-    b, u = images.shape[0], len(units)
-    module = adapter.get_module(layer)
-
-    def hook(mod: nn.Module, inputs: Any, output: Any) -> Any:
-        out = output[0] if isinstance(output, (tuple, list)) else output
-        grid = torch.zeros_like(to_grid(adapter, layer, out))  # [U * B, C, H, W]
-        view = grid.view(u, b, *grid.shape[1:])
-        for i, c in enumerate(units):
-            view[i, :, c] = 1.0
-        tangent = from_grid(adapter, layer, torch.zeros_like(out), grid).contiguous()
-        dual = fwad.make_dual(out, tangent)
-        return (dual, *output[1:]) if isinstance(output, (tuple, list)) else dual
-
-    was_training = adapter.module.training
-    adapter.module.eval()
-    handle = module.register_forward_hook(hook)
     try:
-        # attention's fused kernels have no forward mode: its plain form (matmul, softmax) has
-        with fwad.dual_level(), sdpa_kernel(SDPBackend.MATH):
-            logits = adapter(images.repeat(u, 1, 1, 1))
-            deriv = fwad.unpack_dual(logits).tangent
-    finally:
-        handle.remove()
-        adapter.module.train(was_training)
+        deriv = _derivative(adapter, layer, units, images, inside=True)
+    except RuntimeError:
+        deriv = None
+    if deriv is None or deriv.shape[0] != len(units) * images.shape[0]:
+        deriv = _derivative(adapter, layer, units, images.repeat(len(units), 1, 1, 1), inside=False)
     if deriv is None:
         return [{} for _ in units]
-    mean = deriv.detach().view(u, b, -1).mean(1)  # [U, classes]
+    mean = deriv.detach().view(len(units), images.shape[0], -1).mean(1)  # [U, classes]
     out = []
-    for i in range(u):
+    for i in range(len(units)):
         up = mean[i].topk(min(TOP_CLASSES, mean.shape[1]))
         down = (-mean[i]).topk(min(TOP_CLASSES, mean.shape[1]))
         out.append(
@@ -596,12 +579,50 @@ def _drives(adapter: ModelAdapter, layer: str, units: list[int], found: Any, siz
     return out
 
 
-def _inputs(adapter: ModelAdapter, layer: str, prev: str, units: list[int], found: Any) -> list[list[Any]]:
-    """Per unit, the channels of ``prev`` that drive it most on its top examples
+def _derivative(
+    adapter: ModelAdapter, layer: str, units: list[int], images: torch.Tensor, inside: bool
+) -> torch.Tensor | None:
+    """The logits' forward-mode derivative along each unit's channel at ``layer``, ``[U * B,
+    classes]`` (unit-major). ``inside``: ``images`` are the B images once and the hook repeats
+    the layer's output per unit; otherwise ``images`` are already repeated."""
+    import torch.autograd.forward_ad as fwad
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    u = len(units)
+    module = adapter.get_module(layer)
+    adapter.layout(layer)  # probed now if unknown: a probe inside the hook would run this hook
+
+    def hook(mod: nn.Module, inputs: Any, output: Any) -> Any:
+        out = output[0] if isinstance(output, (tuple, list)) else output
+        if inside:
+            out = out.repeat(u, *([1] * (out.dim() - 1)))
+        grid = torch.zeros_like(to_grid(adapter, layer, out))  # [U * B, C, H, W]
+        view = grid.view(u, -1, *grid.shape[1:])
+        for i, c in enumerate(units):
+            view[i, :, c] = 1.0
+        tangent = from_grid(adapter, layer, torch.zeros_like(out), grid).contiguous()
+        dual = fwad.make_dual(out, tangent)
+        return (dual, *output[1:]) if isinstance(output, (tuple, list)) else dual
+
+    was_training = adapter.module.training
+    adapter.module.eval()
+    handle = module.register_forward_hook(hook)
+    try:
+        # attention's fused kernels have no forward mode: its plain form (matmul, softmax) has
+        with torch.no_grad(), fwad.dual_level(), sdpa_kernel(SDPBackend.MATH):
+            logits = adapter(images)
+            return fwad.unpack_dual(logits).tangent
+    finally:
+        handle.remove()
+        adapter.module.train(was_training)
+
+
+def _inputs(
+    adapter: ModelAdapter, layer: str, prev: str, units: list[int], tops: list[torch.Tensor]
+) -> list[list[Any]]:
+    """Per unit, the channels of ``prev`` that drive it most on its top examples ``tops``
     (:func:`~featviz.analysis.attribution.channel_inputs`, the channel's spatial mean)."""
-    ex = found.layers[layer]
-    batches = [_images(found, [int(i) for i in ex.top_mean.index[c]]) for c in units]
-    weights = channel_inputs(adapter, batches, layer, prev, units, spatial_mean=True)
+    weights = channel_inputs(adapter, tops, layer, prev, units, spatial_mean=True)
     out = []
     for row in weights:
         top = row.topk(min(TOP_INPUTS, row.numel()))
