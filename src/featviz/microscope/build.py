@@ -431,7 +431,7 @@ def _slice(
 ) -> list[dict[str, Any]]:
     """Render and measure one slice of units; write their files; return their catalog rows.
     ``on_step(done, total)``: see :func:`render_units`; ``times`` gathers the seconds of each
-    phase (``render:channel`` ... ``render:diversity``, ``drives``, ``inputs``, ``trust``,
+    phase (``render:channel+negative+neuron``, ``render:diversity``, ``drives``, ``inputs``, ``trust``,
     ``write``)."""
     from featviz.tools.diverse import diversity_objective
 
@@ -453,7 +453,7 @@ def _slice(
     if on_step is not None:
         on_step(0, total)
     results = []
-    kinds = ["channel"] + ["diversity"] * len(units)
+    kinds = ["channel+negative+neuron"] + ["diversity"] * len(units)
     for i, (objective, batch) in enumerate(jobs):
         watch = None if on_step is None else _watch(on_step, i * rec.steps, total)
         results.append(_render(adapter, objective, batch, common, watch))
