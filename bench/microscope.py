@@ -8,6 +8,7 @@ with the commands.
     python bench/microscope.py passes         the concept and activation atlas data passes against the image count
     python bench/microscope.py law            a build's time against units, steps, size and images; predictions
     python bench/microscope.py trust          Microscope recipes against the earlier 2 x 64 on 48 fixed units
+    python bench/microscope.py diversity      the build's diversity sets at fewer steps, on the same units
 
 ``python bench/microscope.py COMMAND --help`` describes each and its options. ``site`` and
 ``serve-ctrl-c`` use the tests' helpers (tests/browser.py, tests/test_serve_robust.py): they
@@ -35,6 +36,7 @@ import featviz
 from featviz.analysis.examples import examples
 from featviz.data.sources import read, shipped_items
 from featviz.microscope import build
+from featviz.microscope.build import DIVERSITY_SHARE
 
 #: The tests' folder, whose helpers ``site`` (a browser) and ``serve-ctrl-c`` (a served Microscope) import.
 TESTS = Path(__file__).resolve().parents[1] / "tests"
@@ -439,10 +441,67 @@ def trust_main(args: argparse.Namespace) -> None:
         print(f"wrote {args.picture}")
 
 
+def diversity_main(args: argparse.Namespace) -> None:
+    """A build's diversity sets (4 images of a unit, each pushed away from the others) at fewer
+    steps than the recipe's 32, on the 48 fixed units at 128 px: seconds, the median over units of
+    the set's mean trust figure (the images' activation over the best dataset example's) and of
+    its similarity (the mean cosine similarity of the images' Gram matrices at the unit's layer,
+    the term the diversity objective lowers), each also as a share of the 32-step sets'; a
+    picture of 6 units' sets, a row per step count. ``STEPS/LR`` also changes Adam's rate.
+
+        python bench/microscope.py diversity --steps 32,24,16,24/0.15 --picture diversity_steps.png
+    """
+    from featviz.analysis.trust import trust
+    from featviz.io.grid import make_grid
+    from featviz.io.images import save_image
+    from featviz.models.hooks import capture
+    from featviz.optvis.objectives import diversity
+    from featviz.optvis.recipes import get_recipe
+    from featviz.tools.diverse import diversity_objective
+
+    adapter = featviz.load_model("efficientnet_lite0")
+    units = fixed_units(adapter)
+    found = examples(adapter, list(units), k=9, size=128, progress=False)
+    names = list(units)
+    shown = {(layer, channels[2]) for layer, channels in units.items()}  # a unit of each layer in the picture
+    base = get_recipe("microscope")
+    rows: dict[str, tuple[float, list[float], list[float], list[torch.Tensor]]] = {}
+    print("48 units, 128 px, diversity sets of 4 (weight 10), the microscope recipe at each step count")
+    for spec in args.steps.split(","):
+        steps, _, lr = spec.partition("/")
+        recipe = base.replace(steps=int(steps), lr=float(lr) if lr else base.lr)
+        start, trusts, sims, tiles = time.perf_counter(), [], [], []
+        for layer, channels in units.items():
+            prev = names[names.index(layer) - 1] if names.index(layer) else None
+            for c in channels:
+                objective = diversity_objective(adapter, f"{layer}:{c}", 4)
+                result = featviz.render(adapter, objective, recipe, batch=4, size=128, progress=False)
+                rows_ = trust(adapter, layer, prev, [c] * 4, result.images, found)
+                figures = [r["activation_vs_best_example"] for r in rows_]
+                if None not in figures:
+                    trusts.append(statistics.mean(figures))
+                with torch.no_grad(), capture(adapter, [layer]) as cap:
+                    sims.append(-float(diversity(layer)(cap(result.images.to(adapter.device))).mean()))
+                tiles += list(result.images) if (layer, c) in shown else []
+        rows[spec] = (time.perf_counter() - start, trusts, sims, tiles)
+        first = rows[next(iter(rows))]
+        print(
+            f"{spec:>8s} steps {rows[spec][0]:6.1f} s  median trust {statistics.median(trusts):.3f} "
+            f"({statistics.median(trusts) / statistics.median(first[1]):.2f} of the first's), "
+            f"median similarity {statistics.median(sims):.3f} "
+            f"({statistics.median(sims) / statistics.median(first[2]):.2f} of the first's), {len(trusts)} units",
+            flush=True,
+        )
+    if args.picture:
+        save_image(make_grid([t for r in rows.values() for t in r[3]], columns=24), args.picture)
+        print(f"wrote {args.picture}")
+
+
 # ---- law
 
-#: Images a unit page shows: channel, negative, neuron and 4 of diversity.
-PAGE_IMAGES = 7
+#: Image-passes of a unit per step of the recipe: its channel, negative and neuron images, and its
+#: 4 diversity images at three quarters of the steps (6 in all).
+PAGE_IMAGES = 3 + 4 * DIVERSITY_SHARE
 
 
 def build_seconds(model: str, layer: str, units: int, steps: int, size: int, images: int) -> tuple[float, dict]:
@@ -525,7 +584,7 @@ def law_main(args: argparse.Namespace) -> None:
     start = seen[tuple(centre.values())][0] - u * per_unit - n * per_image
     print(
         f"law: T = {start:.1f} s + {per_image * 1000:.1f} ms x dataset images + units x "
-        f"({PAGE_IMAGES} images x steps x {p * 1000:.1f} ms + {q:.2f} s); "
+        f"({PAGE_IMAGES:g} image-passes x steps x {p * 1000:.1f} ms + {q:.2f} s); "
         f"size: {per_pixel * 1000:.3f} ms per px^2 at the centre (T grows as size^2 above the start-up)"
     )
     print(f"per image-pass at {args.size} px, render batch 24 (forward to the stage and back):")
@@ -612,6 +671,12 @@ def parser() -> argparse.ArgumentParser:
         help="recipes as CROPSxSTEPS[@PX][/LR][~AREA] or microscope (today's), comma-separated",
     )
     p.add_argument("--picture", help="a PNG of 16 units, a row per recipe, the earlier one first")
+
+    p = subcommand(sub, "diversity", diversity_main, "the build's diversity sets at fewer steps, on 48 fixed units")
+    p.add_argument(
+        "--steps", default="32,24,16", help="STEPS[/LR] (Adam's rate), comma-separated; the first is the reference"
+    )
+    p.add_argument("--picture", help="a PNG of 6 units' sets, a row per step count")
 
     p = subcommand(sub, "law", law_main, "a build's time against units, steps, size and images; the prediction")
     p.add_argument("--model", default="efficientnet_lite0")

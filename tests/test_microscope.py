@@ -74,6 +74,8 @@ def test_a_small_build_has_every_part_of_a_unit(lite0, tmp_path):
     assert units[2]["figures"]["activation_vs_best_example"] > 1  # the visualization beats the best photo
     assert len(fig["examples"]["top"]) == 2 and sum(fig["examples"]["hist"]) == 12
     assert unit["records"]["negative"]["unit"][unit["records"]["negative"]["index"]] == "-blocks.3:1"
+    # the diversity set takes three quarters of the steps, and its record says so (replay needs it)
+    assert [unit["records"][k]["recipe"]["steps"] for k in ("channel", "diversity")] == [4, 3]
     cat.close()
     again = _small(lite0, tmp_path)
     assert again.rendered == 0 and again.skipped == 4

@@ -26,15 +26,20 @@ from servers import Server, free_port
 import featviz
 from featviz.cli import main
 from featviz.microscope import Catalog, build
+from featviz.microscope.build import diversity_steps
 
 UNIT = ("blocks.1", 1)  # not built: the build below makes channel 0 only
-STEPS = 24  # per render: 2 renders (channel, negative and neuron in one; diversity) make 48 steps
+# The channel, negative and neuron render's steps (the diversity set's: 120): a served render of
+# a few seconds, long enough for the page's half-second polls to see it move.
+STEPS = 160
+
+TOTAL = STEPS + diversity_steps(STEPS)
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, lite0) -> Path:
     out = tmp_path_factory.mktemp("microscope")
-    small = {"units_per_layer": 1, "batch": 1, "size": 64, "steps": STEPS, "k": 2, "examples_limit": 12}
+    small = {"units_per_layer": 1, "batch": 1, "size": 128, "steps": STEPS, "k": 2, "examples_limit": 12}
     build(lite0, out, layers=["blocks.1"], progress=False, **small)
     return out
 
@@ -128,9 +133,9 @@ def test_a_render_reports_its_steps_to_the_api_and_the_page(built, tmp_path):
                     break
                 if state["status"] == "rendering" and state.get("steps"):
                     steps.append(state["step"])
-                    assert state["steps"] == 2 * STEPS and state["progress"] == state["step"] / state["steps"]
+                    assert state["steps"] == TOTAL and state["progress"] == state["step"] / state["steps"]
                     width = page.evaluate("() => document.querySelector('.progress div').getBoundingClientRect().width")
-                    text = re.match(rf"rendering: step (\d+) of {2 * STEPS}", page.inner_text("#status"))
+                    text = re.match(rf"rendering: step (\d+) of {TOTAL}", page.inner_text("#status"))
                     if width > 0 and text:
                         widths.append(width)
                         said.append(int(text[1]))
@@ -192,7 +197,7 @@ def test_a_build_shows_one_bar_over_its_units(tmp_path, capsys):
     assert report.rendered == 2
     bars = [line for line in capsys.readouterr().err.replace("\r", "\n").splitlines() if line.startswith("units:")]
     assert "0/2" in bars[0] and "2/2" in bars[-1], bars
-    assert "conv:1, step 6 of 6" in bars[-1], bars  # 2 renders of 3 steps per unit, the last slice's
+    assert "conv:1, step 5 of 5" in bars[-1], bars  # 3 steps and the diversity set's 2, the last slice's
     # the step callback is not the run's: the records name no callback that replay would need
     cat = Catalog(tmp_path / "catalog.sqlite", readonly=True)
     records = [r for unit in cat.units() for r in unit["records"].values()]

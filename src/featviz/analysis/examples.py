@@ -135,6 +135,11 @@ class ExamplesResult:
     def images_per_second(self) -> float:
         return (len(self.items) - len(self.skipped)) / self.seconds if self.seconds else 0.0
 
+    def images(self, indices: Sequence[int]) -> torch.Tensor:
+        """The data's images ``indices`` (positions in :attr:`items`), read at :attr:`size`, as one
+        ``[N, 3, size, size]`` batch in ``[0, 1]``."""
+        return torch.stack([read(self.items[int(i)], self.size) for i in indices])
+
     def patch(self, layer: str, channel: int, rank: int, which: str = "top") -> torch.Tensor:
         """The patch of a channel's ``rank``-th example (``top``, ``bottom`` or ``top_mean``)."""
         ex = self.layers[layer]

@@ -14,12 +14,6 @@ from featviz.models.hooks import capture
 from featviz.optvis.objectives import as_grid
 
 
-def _images(found: Any, indices: list[int]) -> torch.Tensor:
-    from featviz.data.sources import read
-
-    return torch.stack([read(found.items[i], found.size) for i in indices])
-
-
 def trust(
     adapter: ModelAdapter,
     layer: str,
@@ -59,7 +53,7 @@ def trust(
 def top_images(found: Any, layer: str, units: list[int]) -> list[torch.Tensor]:
     """Each unit's top dataset examples (by the channel's spatial mean), read at the data's size."""
     ex = found.layers[layer]
-    return [_images(found, [int(j) for j in ex.top_mean.index[c]]) for c in units]
+    return [found.images(ex.top_mean.index[c].tolist()) for c in units]
 
 
 def first_conv(adapter: ModelAdapter) -> str:

@@ -59,7 +59,7 @@ def _ranks(device: str) -> Iterator[str]:
 @click.option("--data", default="shipped", show_default=True, help="images for the dataset examples")
 @click.option("--examples-limit", type=int, help="only the first N images of the data")
 @size_option(None, default=128, show_default=True)
-@steps_option("steps per render (the microscope recipe's 32 when left out)")
+@steps_option("steps per render (the microscope recipe's 32 when left out; diversity sets: three quarters)")
 @click.option("-k", "k", type=int, default=9, show_default=True, help="dataset examples per list")
 @click.option("--batch", type=int, default=8, show_default=True, help="units per render")
 @seed_option

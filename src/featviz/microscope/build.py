@@ -3,9 +3,11 @@ examples and the figures a page shows, written to a folder with a SQLite catalog
 
 Per unit: the channel's visualization, the negative one (the channel minimized), the neuron
 at the centre and a diversity set of 4, all through the one render loop, batched as the atlas
-is (one unit per image); its top and bottom dataset examples with their patches
-(:mod:`featviz.analysis.examples`); **what it drives** (the classes whose logits it raises and lowers
-most: the derivative of each logit along the channel, forward-mode, averaged over images);
+is (one unit per image; the diversity set with three quarters of the steps: the same pictures
+a little paler, ``python bench/microscope.py diversity``); its top and bottom dataset examples
+with their patches (:mod:`featviz.analysis.examples`); **what it drives** (the classes whose
+logits it raises and lowers most: the derivative of each logit along the channel, forward-mode,
+averaged over images);
 **its inputs** (the units of the previous chosen layer that drive it most: gradient x
 activation over its top examples); and two **trust figures**: the visualization's activation
 as a multiple of its best example's, and the rank correlation of the activations that the
@@ -24,6 +26,7 @@ top-k); ranks write their own catalog part, merged by rank 0 at the end.
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,8 +52,12 @@ from featviz.optvis.recipes import MICROSCOPE, Recipe, get_recipe
 from featviz.optvis.record import weights_fields
 from featviz.optvis.spec import check_recipe
 
+#: Per model, the layers whose output cannot be repeated per unit inside the forward (:func:`_drives`).
+_NO_REPEAT: weakref.WeakKeyDictionary[nn.Module, set[str]] = weakref.WeakKeyDictionary()
+
 DREAM_PHOTO = "skimage:coffee"
 DRIVE_IMAGES = 8  # data images the "drives" derivative is averaged over
+DIVERSITY_SHARE = 0.75  # of the recipe's steps, for a unit's diversity set
 TOP_CLASSES = 5
 TOP_INPUTS = 8
 
@@ -134,7 +141,8 @@ def build(
     ``layers`` (default: :func:`default_layers`); ``units_per_layer`` channels of each, from
     channel 0 (``None``: all); ``data`` for the examples (see :func:`featviz.analysis.examples.examples`,
     ``examples_limit`` keeps its first images); ``size`` px images, ``steps`` per render
-    (the recipe's when left out), ``k`` examples per list, ``batch`` units per render.
+    (the recipe's when left out; a diversity set takes :func:`diversity_steps` of them), ``k``
+    examples per list, ``batch`` units per render.
     """
     start = time.perf_counter()
     adapter = load_model(model)
@@ -444,20 +452,26 @@ def _slice(
         clock[0] = now
 
     common: dict[str, Any] = {"recipe": rec, "seed": seed, "size": size}
+    shorter = {**common, "recipe": rec.replace(steps=diversity_steps(rec.steps))}
     # the channel, negative and neuron images of every unit in one batch: one forward per step
-    jobs: list[tuple[Any, int | None]] = [
-        ([f"{layer}:{c}" for c in units] + [f"-{layer}:{c}" for c in units] + [f"{layer}:{c}@" for c in units], None),
-        *[(diversity_objective(adapter, f"{layer}:{c}", 4), 4) for c in units],
+    jobs: list[tuple[str, Any, int | None, dict[str, Any]]] = [
+        (
+            "channel+negative+neuron",
+            [f"{layer}:{c}" for c in units] + [f"-{layer}:{c}" for c in units] + [f"{layer}:{c}@" for c in units],
+            None,
+            common,
+        ),
+        *[("diversity", diversity_objective(adapter, f"{layer}:{c}", 4), 4, shorter) for c in units],
     ]
-    total = rec.steps * len(jobs)
+    total = sum(settings["recipe"].steps for *_, settings in jobs)
     if on_step is not None:
         on_step(0, total)
-    results = []
-    kinds = ["channel+negative+neuron"] + ["diversity"] * len(units)
-    for i, (objective, batch) in enumerate(jobs):
-        watch = None if on_step is None else _watch(on_step, i * rec.steps, total)
-        results.append(_render(adapter, objective, batch, common, watch))
-        lap(f"render:{kinds[i]}")
+    results, before = [], 0
+    for kind, objective, batch, settings in jobs:
+        watch = None if on_step is None else _watch(on_step, before, total)
+        results.append(_render(adapter, objective, batch, settings, watch))
+        before += settings["recipe"].steps
+        lap(f"render:{kind}")
     for result in results:
         if result.interrupted:
             raise KeyboardInterrupt
@@ -498,6 +512,15 @@ def _slice(
     return rows
 
 
+def diversity_steps(steps: int) -> int:
+    """The steps of a unit's diversity set in a build whose renders take ``steps``.
+
+    >>> diversity_steps(32)
+    24
+    """
+    return max(1, round(steps * DIVERSITY_SHARE))
+
+
 def _watch(on_step: Callable[[int, int], None], before: int, total: int) -> Callback:
     """A step callback that reports the step reached over all of a slice's renders."""
 
@@ -535,27 +558,29 @@ def _one(record: dict[str, Any], index: int | None) -> dict[str, Any]:
     return out
 
 
-def _images(found: Any, indices: list[int]) -> torch.Tensor:
-    from featviz.data.sources import read
-
-    return torch.stack([read(found.items[i], found.size) for i in indices])
-
-
 def _drives(adapter: ModelAdapter, layer: str, units: list[int], found: Any, size: int) -> list[dict[str, Any]]:
     """Per unit, the classes whose logits rise and fall most when the channel rises: the
     derivative of every logit along the channel (all positions at once), forward-mode,
     averaged over the first images of the data. The model runs up to ``layer`` once for the
     images; there the activation is repeated once per unit, each copy with its unit's tangent,
-    so only the rest of the model runs per unit (a model that cannot change its batch inside the
-    forward runs whole per unit instead)."""
+    so only the rest of the model runs per unit. A model that cannot change its batch inside the
+    forward (one that kept the input's batch size, as a ViT's class token expanded to it) raises
+    or answers the wrong batch there: it runs whole per unit instead, and that layer is not tried
+    inside again. An error of the whole-model path is raised: only the repetition is excused."""
     if adapter.labels is None:
         return [{} for _ in units]
-    images = _images(found, list(range(min(DRIVE_IMAGES, len(found.items))))).to(adapter.device)
-    try:
-        deriv = _derivative(adapter, layer, units, images, inside=True)
-    except RuntimeError:
-        deriv = None
-    if deriv is None or deriv.shape[0] != len(units) * images.shape[0]:
+    images = found.images(range(min(DRIVE_IMAGES, len(found.items)))).to(adapter.device)
+    deriv = None
+    tried = _NO_REPEAT.setdefault(adapter.module, set())
+    if layer not in tried:
+        try:
+            deriv = _derivative(adapter, layer, units, images, inside=True)
+        except RuntimeError:
+            deriv = None
+        if deriv is None or deriv.shape[0] != len(units) * images.shape[0]:
+            tried.add(layer)
+            deriv = None
+    if deriv is None:
         deriv = _derivative(adapter, layer, units, images.repeat(len(units), 1, 1, 1), inside=False)
     if deriv is None:
         return [{} for _ in units]
