@@ -136,6 +136,21 @@ def test_fill_uses_every_cell_and_a_class_atlas_keeps_the_class_s_positions(lite
     assert share(by_class) > 1.5 * share(found), (share(by_class), share(found))
 
 
+def test_a_class_atlas_s_one_pass_gradient_is_captum_s(lite0, data):
+    """The class atlas's forward + backward gives what captum's layer gradient and activation
+    give, and the logits of a plain forward."""
+    from featviz.analysis.attribution import class_gradients, class_score, layer_gradients
+
+    images = torch.stack([sources.read(item, 128) for item in data[:3]])
+    cat = lite0.class_index("Egyptian cat")
+    grads, acts, logits = class_gradients(lite0, images, LAYER, cat)
+    want_grads, want_acts = layer_gradients(lite0, images, LAYER, class_score(lite0, cat, None))
+    torch.testing.assert_close(grads, want_grads)
+    torch.testing.assert_close(acts, want_acts)
+    torch.testing.assert_close(logits, lite0(images))
+    assert grads.abs().sum() > 0 and not grads.requires_grad
+
+
 def _links_resolve(page) -> None:
     for href in page.eval_on_selector_all("a[href]", "as => as.map(a => a.href)"):
         assert href.startswith("file://"), href

@@ -246,7 +246,7 @@ def _sample(
     ``[N, 2]`` and the images' top classes."""
     from tqdm.auto import tqdm
 
-    from featviz.analysis.attribution import class_score, layer_gradients
+    from featviz.analysis.attribution import class_gradients
     from featviz.analysis.dictionary import batches
 
     gen = torch.Generator().manual_seed(seed)
@@ -261,16 +261,18 @@ def _sample(
                 bar.update(len(idx) + len(bad))
                 if not idx:
                     continue
-                with torch.inference_mode():
-                    out = cap(images.to(adapter.device))
-                act = to_grid(adapter, name, out[name]).float().cpu()  # [B, C, H, W]
+                if cls is None:
+                    with torch.inference_mode():
+                        out = cap(images.to(adapter.device))
+                    grid, logits = to_grid(adapter, name, out[name]), out[LOGITS]
+                else:  # one forward and backward: the activation, its gradient and the logits
+                    grads, grid, logits = class_gradients(adapter, images.to(adapter.device), name, cls)
+                act = grid.float().cpu()  # [B, C, H, W]
                 n, _, h, w = act.shape
                 keep = torch.ones(n, draw, dtype=torch.bool)
                 if cls is None:
                     picks = torch.stack([torch.randperm(h * w, generator=gen)[:draw] for _ in range(n)])  # [B, draw]
                 else:
-                    score = class_score(adapter, cls, None)
-                    grads, _ = layer_gradients(adapter, images.to(adapter.device), name, score)
                     attr = (grads.float().cpu() * act).sum(1).flatten(1)  # [B, H*W]
                     best, picks = attr.topk(draw, dim=1)
                     keep = best > 0
@@ -279,7 +281,7 @@ def _sample(
                 acts.append(rows.permute(0, 2, 1)[keep])
                 index.append(torch.tensor(idx)[:, None].expand(-1, draw)[keep])
                 pos.append(torch.stack([picks // w, picks % w], -1)[keep])
-                classes.append(out[LOGITS].float().argmax(-1).cpu()[:, None].expand(-1, draw)[keep])
+                classes.append(logits.float().argmax(-1).cpu()[:, None].expand(-1, draw)[keep])
     finally:
         bar.close()
     if not acts:

@@ -91,6 +91,21 @@ def layer_gradients(
     return to_grid(adapter, layer, grads.detach()), to_grid(adapter, layer, acts.detach())
 
 
+def class_gradients(
+    adapter: ModelAdapter, x: torch.Tensor, layer: str, cls: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For a batch ``x``: the gradient of each image's ``cls`` logit with respect to ``layer``
+    and the layer's activation, both as the layer's grid ``[B, C, H, W]``, and the logits
+    ``[B, classes]``, from one forward and one backward (what :func:`layer_gradients` gives with
+    :func:`class_score`, which runs the model once more for the activation and a data pass once
+    more for the logits)."""
+    with torch.enable_grad(), capture(adapter, [layer, LOGITS]) as cap:
+        out = cap(x.detach().requires_grad_(True))  # the layer's output in the graph, whatever its weights
+        (grads,) = torch.autograd.grad(out[LOGITS][:, cls].sum(), out[layer])
+    acts, logits = out[layer].detach(), out[LOGITS].detach()
+    return to_grid(adapter, layer, grads), to_grid(adapter, layer, acts), logits
+
+
 def maps(x: torch.Tensor, grads: torch.Tensor, acts: torch.Tensor, score: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """Grad-CAM of the layer whose grid gradient and activation are given (each channel
     weighted by its mean gradient, summed, rectified, upsampled to the photo: captum's
