@@ -4,6 +4,7 @@ refused before the work. A third of the shipped crops at 128 px, ``blocks.4`` (8
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -188,6 +189,16 @@ def test_the_atlas_page_zooms_and_its_cells_open_their_examples(built, made, tmp
         assert page.locator(".spot").count() == len(cell["spots"]) > 0
         assert cell["top_class_name"] in page.inner_text("body")
         _links_resolve(page)
+        page.goto((out / "search.html").as_uri() + "?q=atlas")  # the site's search finds it
+        page.click(f"#results a[href='atlas/{LAYER}/index.html']")
+        assert page.locator("a.cell").count() == len(found.cells)
+        # a class atlas (these pages under a class's name) is found by its class
+        record = {**found.record, "target": 285, "target_name": "Egyptian cat"}
+        write_atlas_pages(out, dataclasses.replace(found, record=record))
+        page.goto((out / "search.html").as_uri() + "?q=egyptian")
+        assert 'The class atlas of "egyptian cat"' in page.inner_text("#results")
+        page.click(f"#results a[href='atlas/{LAYER}-class-285/index.html']")
+        assert page.locator("a.cell").count() == len(found.cells)
         assert not errors, errors
 
 

@@ -83,6 +83,18 @@ def test_the_concept_pages_open_from_file_urls(pages):
         page.click("text=Classes and the concepts")
         page.click(f"a[href='classes/{cls}.html']")
         assert page.url.endswith(f"classes/{cls}.html")
+        # the site's search finds the concepts: by name, by the class each drives, by their layer
+        search = (out / "search.html").as_uri()
+        page.goto(f"{search}?q={LAYER}/concepts:2")
+        page.click(f"#results a[href='concepts/{LAYER}/2.html']")
+        assert page.url.endswith(f"concepts/{LAYER}/2.html")
+        drives = found.raises(1, 1)[0][1]
+        page.goto(f"{search}?q={drives}")
+        assert f'Concepts that drive "{drives.lower()}"' in page.inner_text("#results")
+        assert page.locator(f"#results a[href='concepts/{LAYER}/1.html']").count() == 1
+        page.goto(f"{search}?q=concepts")
+        page.click(f"#results a[href='concepts/{LAYER}/index.html']")
+        assert page.locator("figure.concept").count() == found.k
         assert not errors, errors
         page.close()
 

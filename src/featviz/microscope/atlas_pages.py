@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from featviz.io.files import atomic_write
 from featviz.io.images import png_bytes
-from featviz.microscope.site import asset, check_folder, page, write_index
+from featviz.microscope.site import asset, check_folder, page, write_index, write_search_entry
 
 if TYPE_CHECKING:
     from featviz.analysis.activation_atlas import ActivationAtlas
@@ -58,6 +58,9 @@ def write_atlas_pages(out: str | Path, found: ActivationAtlas) -> list[Path]:
             f"{found.model} {name}: cell {cell['row']},{cell['col']}", _cell(found, cell), "../../../", warning=warn
         )
         files.append(atomic_write(folder / "cells" / f"{key}.html", text))
+    target = found.record.get("target_name")  # a class atlas is found by its class
+    entry = {"name": name, "layer": found.layer, "page": f"{FOLDER}/{name}/index.html"}
+    files.append(write_search_entry(folder, {**entry, "target": target.lower() if target else None}))
     files.append(write_index(site.out))
     return files
 

@@ -18,7 +18,7 @@ import torch
 
 from featviz.io.files import atomic_write
 from featviz.io.images import png_bytes
-from featviz.microscope.site import check_folder, page, write_index
+from featviz.microscope.site import check_folder, page, write_index, write_search_entry
 
 if TYPE_CHECKING:
     from featviz.analysis.concepts import Concepts
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 FOLDER = "concepts"
 DICTIONARY = "dictionary.safetensors"  # beside the pages: what their render commands read
 CARD_CLASSES = 3  # classes a card names
+SEARCH_CLASSES = 5  # classes a concept is found by in the site's search
 
 
 def render_concepts(
@@ -89,6 +90,17 @@ def write_concept_pages(out: str | Path, found: Concepts, images: dict[int, torc
         name = f"{title}: class {found.class_names[c]}"
         text = page(name, _class(found, c), "../../../", warning=warn)
         files.append(atomic_write(folder / "classes" / f"{c}.html", text))
+    concepts = [
+        {
+            "j": j,
+            "page": f"{FOLDER}/{found.layer}/{j}.html",
+            "thumb": f"{FOLDER}/{found.layer}/{j}/{'visualization' if j in images else 'top-0'}.png",
+            "drives": [n.lower() for _, n, _ in found.raises(j, SEARCH_CLASSES)],
+        }
+        for j in range(found.k)
+    ]
+    entry = {"layer": found.layer, "page": f"{FOLDER}/{found.layer}/index.html", "concepts": concepts}
+    files.append(write_search_entry(folder, entry))
     files.append(write_index(site.out))
     return files
 

@@ -7,8 +7,10 @@ thumbnails, sortable by unit, activation and trust figure) and its DeepDream;
 dataset examples, activation histogram, the classes it drives, the units that drive it and
 that it drives, the trust figures with what each means, and how to make each image again;
 ``search.html?q=...`` finds a unit (``blocks.5:51``), a layer or a class ("hen": the units
-that drive it most). The search index is a script (``static/index.js``), not a JSON file that
-a page would have to fetch, because browsers refuse ``fetch`` on ``file://``.
+and the concepts that drive it most, its class atlas), a concept (``blocks.6/concepts:3``),
+``concepts`` or ``atlas``. The search index is a script (``static/index.js``), not a JSON file
+that a page would have to fetch, because browsers refuse ``fetch`` on ``file://``; the concept
+and atlas pages leave a ``search.json`` beside their index page, which it gathers.
 """
 
 from __future__ import annotations
@@ -154,6 +156,7 @@ def _index_script(site: Site) -> bytes:
         ],
         "units": {f"{l}:{c}": u["files"]["channel"] for (l, c), u in site.units.items()},
         "classes": {n: sorted(v, key=lambda t: -t[2])[:CLASS_UNITS] for n, v in sorted(classes.items())},
+        **_extra_entries(site.out),
     }
     return b"window.FEATVIZ_INDEX = " + json.dumps(index, separators=(",", ":")).encode() + b";\n"
 
@@ -169,8 +172,33 @@ def check_folder(out: str | Path, model: str | None = None) -> Site:
 
 
 def write_index(out: str | Path) -> Path:
-    """Write (or rewrite) the folder's ``index.html``: its layers, its concept and atlas pages."""
-    return atomic_write(Path(out) / "index.html", _index(Site(out)))
+    """Write (or rewrite) the folder's ``index.html`` (its layers, its concept and atlas pages)
+    and the search index that finds them (``static/index.js``)."""
+    site = Site(out)
+    atomic_write(site.out / "static" / "index.js", _index_script(site))
+    return atomic_write(site.out / "index.html", _index(site))
+
+
+#: What the concept and atlas pages of a folder tell the search: ``FOLDER/NAME/search.json``.
+SEARCH_ENTRY = "search.json"
+
+
+def write_search_entry(folder: Path, entry: dict[str, Any]) -> Path:
+    """A concept or atlas folder's entry in the search index (gathered by :func:`write_index`):
+    its ``kind`` (``concepts``, ``atlas``), ``page`` and what a query matches."""
+    return atomic_write(folder / SEARCH_ENTRY, json.dumps(entry, separators=(",", ":")).encode())
+
+
+def _extra_entries(out: Path) -> dict[str, list[Any]]:
+    """The concept and atlas pages' search entries, by kind."""
+    found: dict[str, list[Any]] = {"concepts": [], "atlases": []}
+    for folder, key in (("concepts", "concepts"), ("atlas", "atlases")):
+        for path in sorted(out.glob(f"{folder}/*/{SEARCH_ENTRY}")):
+            try:
+                found[key].append(json.loads(path.read_text()))
+            except (OSError, ValueError):  # a folder being rewritten: its pages say what it is
+                continue
+    return found
 
 
 def _extras(out: Path) -> str:

@@ -64,16 +64,35 @@ function unitLink(root, layer, channel, thumb) {
   return `<figure><a href="${href}">${img}<figcaption>${layer}:${channel}</figcaption></a></figure>`;
 }
 
+function pageLink(root, href, thumb, caption) {
+  const img = thumb ? `<img src="${root}${thumb}" width="64" height="64" alt="${caption}">` : "";
+  return `<figure><a href="${root}${href}">${img}<figcaption>${caption}</figcaption></a></figure>`;
+}
+
 function search(root) {
   const box = document.getElementById("results");
   if (!box || !window.FEATVIZ_INDEX) return;
   const index = window.FEATVIZ_INDEX;
+  const concepts = index.concepts || [];  // a layer's concept pages: {layer, page, concepts: [{j, page, thumb, drives}]}
+  const atlases = index.atlases || [];  // {name, layer, page, target}
   const q = (new URLSearchParams(location.search).get("q") || "").trim();
   document.querySelector("nav input[name=q]").value = q;
-  if (!q) { box.innerHTML = "<p>Search a unit (blocks.5:51), a layer (blocks.5) or a class (hen).</p>"; return; }
+  if (!q) { box.innerHTML = "<p>Search a unit (blocks.5:51), a layer (blocks.5), a class (hen), concepts or atlas.</p>"; return; }
   const esc = (s) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
   const parts = [];
-  const unit = q.match(/^(.+):(\d+)$/);
+  const conceptOf = (group, c) => pageLink(root, c.page, c.thumb, `${esc(group.layer)}/concepts:${c.j}`);
+  const groupsLink = (groups) => "<ul>" + groups.map((g) =>
+    `<li><a href="${root}${g.page}">${esc(g.layer)}</a> (${g.concepts.length} concepts)</li>`).join("") + "</ul>";
+  const atlasLink = (list) => "<ul>" + list.map((a) =>
+    `<li><a href="${root}${a.page}">${esc(a.name)}</a>${a.target ? ` (class ${esc(a.target)})` : ""}</li>`).join("") + "</ul>";
+  const concept = q.match(/^(.+)\/concepts:(\d+)$/);
+  const unit = concept ? null : q.match(/^(.+):(\d+)$/);
+  if (concept) {
+    const group = concepts.find((g) => g.layer === concept[1]);
+    const found = group && group.concepts.find((c) => c.j === Number(concept[2]));
+    parts.push(found ? `<h2>Concept</h2><div class="thumbs">${conceptOf(group, found)}</div>`
+      : `<p>No concept ${esc(q)} in this Microscope.</p>`);
+  }
   if (unit) {
     const layer = index.layers.find((l) => l.name === unit[1]);
     const channel = Number(unit[2]);
@@ -84,19 +103,30 @@ function search(root) {
     else parts.push(`<p>${esc(q)} is not built; <code>featviz microscope serve</code> renders it when its page is opened.</p>`);
   }
   const needle = q.toLowerCase();
-  const layers = index.layers.filter((l) => l.name.toLowerCase().includes(needle));
-  if (layers.length && !unit) {
-    parts.push("<h2>Layers</h2><ul>" + layers.map((l) =>
-      `<li><a href="${root}layers/${l.name}.html">${esc(l.name)}</a> (${l.built} of ${l.channels} units built)</li>`).join("") + "</ul>");
-  }
-  if (!unit) {
-    const names = Object.keys(index.classes);
+  if (!unit && !concept) {
+    const layers = index.layers.filter((l) => l.name.toLowerCase().includes(needle));
+    if (layers.length) {
+      parts.push("<h2>Layers</h2><ul>" + layers.map((l) =>
+        `<li><a href="${root}layers/${l.name}.html">${esc(l.name)}</a> (${l.built} of ${l.channels} units built)</li>`).join("") + "</ul>");
+    }
+    const word = (w) => needle === w || needle === `${w}s`;
+    const groups = concepts.filter((g) => word("concept") || g.layer.toLowerCase().includes(needle));
+    if (groups.length) parts.push(`<h2>Concepts</h2>${groupsLink(groups)}`);
+    const maps = atlases.filter((a) => word("atlas") || needle === "atlases" || a.name.toLowerCase().includes(needle));
+    if (maps.length) parts.push(`<h2>Activation atlases</h2>${atlasLink(maps)}`);
+    const names = new Set(Object.keys(index.classes));
+    concepts.forEach((g) => g.concepts.forEach((c) => c.drives.forEach((n) => names.add(n))));
+    atlases.forEach((a) => a.target && names.add(a.target));
     const score = (n) => (n === needle ? 0 : n.split(/[ ,'-]+/).includes(needle) ? 1 : n.startsWith(needle) ? 2 : 3);
-    const hits = names.filter((n) => n.includes(needle)).sort((a, b) => score(a) - score(b)).slice(0, 5);
+    const hits = [...names].filter((n) => n.includes(needle)).sort((a, b) => score(a) - score(b)).slice(0, 5);
     for (const name of hits) {
-      const units = index.classes[name].map(([layer, channel, v]) =>
+      const units = (index.classes[name] || []).map(([layer, channel, v]) =>
         unitLink(root, layer, channel, index.units[`${layer}:${channel}`]).replace("</figcaption>", ` (${v > 0 ? "+" : ""}${v})</figcaption>`));
-      parts.push(`<h2>Units that drive "${esc(name)}" most</h2><div class="thumbs">${units.join("")}</div>`);
+      if (units.length) parts.push(`<h2>Units that drive "${esc(name)}" most</h2><div class="thumbs">${units.join("")}</div>`);
+      const drivers = concepts.flatMap((g) => g.concepts.filter((c) => c.drives.includes(name)).map((c) => conceptOf(g, c)));
+      if (drivers.length) parts.push(`<h2>Concepts that drive "${esc(name)}"</h2><div class="thumbs">${drivers.join("")}</div>`);
+      const own = atlases.filter((a) => a.target === name);
+      if (own.length) parts.push(`<h2>The class atlas of "${esc(name)}"</h2>${atlasLink(own)}`);
     }
   }
   box.innerHTML = parts.length ? parts.join("") : `<p>Nothing matches "${esc(q)}".</p>`;
