@@ -137,6 +137,24 @@ def test_fill_uses_every_cell_and_a_class_atlas_keeps_the_class_s_positions(lite
     assert share(by_class) > 1.5 * share(found), (share(by_class), share(found))
 
 
+def test_its_record_replays_to_the_same_atlas(lite0, data, made):
+    """featviz.replay makes the atlas again from its record (read back from JSON): the same
+    image; an atlas of a list of items wants the list again, and the same one."""
+    import json
+
+    import featviz
+
+    found, _ = made
+    record = json.loads(json.dumps({"record": found.record, "cells": found.cells}))  # as the command writes it
+    assert record["record"]["batch"] == 32 and record["record"]["source"] == "items"
+    with pytest.raises(FeatvizError, match="pass the same list again"):
+        featviz.replay(record, model=lite0)
+    with pytest.raises(FeatvizError, match=r"the data given \(158 items\) is not the record's \(expected 159"):
+        featviz.replay(record, model=lite0, data=data[:-1])
+    again = featviz.replay(record, model=lite0, data=data, progress=False)
+    assert torch.equal(again.image, found.image) and len(again.cells) == len(found.cells)
+
+
 def test_a_class_atlas_s_one_pass_gradient_is_captum_s(lite0, data):
     """The class atlas's forward + backward gives what captum's layer gradient and activation
     give, and the logits of a plain forward."""

@@ -46,7 +46,7 @@ from featviz.models.hooks import capture
 from featviz.models.speed import fast_inference
 from featviz.optvis.objectives import direction
 from featviz.optvis.recipes import Recipe, get_recipe
-from featviz.optvis.record import make_record, weights_fields
+from featviz.optvis.record import INTEGER, MAPPING, TEXT, make_record, weights_fields
 from featviz.optvis.render import render
 from featviz.optvis.spec import check_recipe
 
@@ -176,6 +176,7 @@ def activation_atlas(
     image = make_grid(canvas, columns=grid, pad=0)
     times["total"] = time.perf_counter() - start
     fields = dict(settings, source="items" if listed else str(data or "shipped"), images=len(source), layer_grid=[h, w])
+    fields["batch"] = batch
     if cls is not None:
         fields["target_name"] = adapter.labels.name(cls) if adapter.labels is not None else str(cls)
     fields.update(samples=len(acts), cells=len(cells), rendered=len(rendered), loaded=len(loaded), device=str(dev))
@@ -185,6 +186,76 @@ def activation_atlas(
         adapter.name, name, source, grid, size, image, cells, directions, tiles, points, index, pos, classes,
         rendered, loaded, record,
     )  # fmt: skip
+
+
+#: The fields :func:`replay_activation_atlas` reads, with the kinds of value each may hold.
+_RECORD_FIELDS: dict[str, tuple[str, ...]] = {
+    "model": (TEXT,),
+    "layer": (TEXT,),
+    "source": (TEXT,),
+    "data": (TEXT,),
+    "target": (INTEGER, "null"),
+    "seed": (INTEGER,),
+    "per_image": (INTEGER,),
+    "image_size": (INTEGER,),
+    "recipe": (MAPPING,),
+    "size": (INTEGER,),
+    "grid": (INTEGER,),
+    "min_count": (INTEGER,),
+    "batch": (INTEGER,),
+    "device": (TEXT,),
+    "load": (MAPPING,),
+}
+
+
+def replay_activation_atlas(
+    record: dict[str, Any],
+    *,
+    model: str | nn.Module | ModelAdapter | None = None,
+    data: Sequence[Item] | None = None,
+    out_dir: str | Path | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> ActivationAtlas:
+    """Make again the activation atlas a record describes (see :func:`featviz.replay`): the
+    same data pass, layout, cells and tiles; on the machine that made it, the same image
+    (UMAP's layout is reproducible for a seed on one machine, not across machines). The data
+    is read again from the source the record names (``shipped``, a folder); an atlas made
+    from a list of items needs that list again (``data=``). Data whose item list differs from
+    the record's (by its digest) is refused before any image is read."""
+    from featviz.optvis.replaying import check_record, replay_device, replay_model
+
+    check_record(record, "activation_atlas", _RECORD_FIELDS, optional=("load",))
+    if not isinstance(record.get("fill"), bool):
+        raise FeatvizError(f"the record's activation_atlas.fill is {record.get('fill')!r}: expected true or false")
+    if data is None and record["source"] == "items":
+        raise FeatvizError("the record's atlas was made from a list of data items: pass the same list again (data=...)")
+    source = [*data] if data is not None else items(record["source"])
+    if _digest(source) != record["data"]:
+        where = "the data given" if data is not None else f"the data of {record['source']!r} here"
+        raise FeatvizError(
+            f"{where} ({len(source)} items) is not the record's (expected {record.get('images')} items "
+            f"with digest {record['data']}): the atlas would be another one"
+        )
+    dev = replay_device(record, device)
+    return activation_atlas(
+        replay_model(record, model, dev),
+        record["layer"],
+        source,
+        grid=record["grid"],
+        per_image=record["per_image"],
+        min_count=record["min_count"],
+        fill=record["fill"],
+        size=record["size"],
+        recipe=Recipe.from_dict(record["recipe"]),
+        batch=record["batch"],
+        image_size=record["image_size"],
+        seed=record["seed"],
+        target=record["target"],
+        out_dir=out_dir,
+        device=dev,
+        progress=progress,
+    )
 
 
 def _spatial(adapter: ModelAdapter, name: str, size: int) -> tuple[int, int, int]:

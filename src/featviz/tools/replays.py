@@ -13,6 +13,23 @@ from featviz.tools.checkpoints import replay_checkpoints
 from featviz.tools.dream import replay_dream
 from featviz.tools.zoom import replay_zoom
 
+
+def replay_activation_atlas(
+    record: dict[str, Any],
+    *,
+    model: Any = None,
+    data: Any = None,
+    out_dir: Any = None,
+    device: Any = None,
+    progress: bool = True,
+) -> Any:
+    """:func:`featviz.analysis.activation_atlas.replay_activation_atlas`, imported when used
+    (the analysis imports its heavier dependencies)."""
+    from featviz.analysis.activation_atlas import replay_activation_atlas as again
+
+    return again(record, model=model, data=data, out_dir=out_dir, device=device, progress=progress)
+
+
 #: The replay of each kind of record (its ``"kind"``), by kind.
 REPLAYS: dict[str, Callable[..., Any]] = {
     "render": render.replay,
@@ -20,6 +37,7 @@ REPLAYS: dict[str, Callable[..., Any]] = {
     "zoom": replay_zoom,
     "atlas": replay_atlas,
     "checkpoints": replay_checkpoints,
+    "activation_atlas": replay_activation_atlas,
 }
 
 
@@ -35,7 +53,9 @@ def replay(record: dict[str, Any], **objects: Any) -> Any:
     the record names; a photo passed as a tensor must be passed again, ``image=``); a
     ``zoom`` a :class:`~featviz.ZoomResult`; an ``atlas`` an :class:`~featviz.AtlasResult`
     (every tile rendered again; ``out_dir=`` writes them); ``checkpoints`` a
-    :class:`~featviz.CheckpointsResult` (from the same checkpoint files, checked by digest).
+    :class:`~featviz.CheckpointsResult` (from the same checkpoint files, checked by digest);
+    an ``activation_atlas`` an :class:`~featviz.analysis.activation_atlas.ActivationAtlas` (its
+    data read again, checked by digest; ``data=`` for an atlas made from a list of items).
     The model is loaded again as the record says (:func:`featviz.models.load_again`) unless
     ``model=`` is given; ``device=`` and ``progress=`` are passed through.
 
@@ -48,6 +68,9 @@ def replay(record: dict[str, Any], **objects: Any) -> Any:
     """
     if not isinstance(record, dict):
         raise FeatvizError(f"expected a run record (a dict, as load_record reads it), got {type(record).__name__}")
+    inner = record.get("record")
+    if "kind" not in record and isinstance(inner, dict) and "kind" in inner:  # a summary holding its record
+        record = inner
     kind = record.get("kind", "render")
     if kind not in REPLAYS:
         raise FeatvizError(f"cannot replay a record of kind {kind!r}: expected one of {', '.join(REPLAYS)}")
