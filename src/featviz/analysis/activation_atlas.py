@@ -279,25 +279,26 @@ def _check(
     if isinstance(grid, bool) or not isinstance(grid, int) or grid < 2:
         raise FeatvizError(f"expected grid of at least 2 (cells per side), got {grid!r}")
     draw = min(per_image, positions, max(1, MAX_SAMPLES // max(images, 1)))
-    need = MIN_PER_CELL * grid * grid
-    if images * draw < need:
-        raise FeatvizError(
-            f"expected at least {need} samples for a {grid}x{grid} grid ({MIN_PER_CELL} per cell), got "
-            f"{images * draw} ({images} images x {draw} positions each): give more data, a larger "
-            "per_image or a smaller grid"
-        )
+    if images * draw < MIN_PER_CELL * grid * grid:
+        got = f"{images * draw} ({images} images x {draw} positions each)"
+        raise _too_few(grid, got, "give more data, a larger per_image or a smaller grid")
     return draw
 
 
 def _enough(samples: int, grid: int, cls: int | None, adapter: ModelAdapter) -> None:
     """Refuse a class atlas whose positive positions cannot fill the grid asked."""
-    need = MIN_PER_CELL * grid * grid
-    if samples < need:
+    if samples < MIN_PER_CELL * grid * grid:
         name = adapter.labels.name(cls) if adapter.labels is not None and cls is not None else cls
-        raise FeatvizError(
-            f"expected at least {need} samples for a {grid}x{grid} grid ({MIN_PER_CELL} per cell), got "
-            f"{samples} positions with a positive attribution to {name!r}: give more data or a smaller grid"
-        )
+        got = f"{samples} positions with a positive attribution to {name!r}"
+        raise _too_few(grid, got, "give more data or a smaller grid")
+
+
+def _too_few(grid: int, got: str, advice: str) -> FeatvizError:
+    """The one wording of "too few samples for the grid", before the data pass and after it."""
+    need = MIN_PER_CELL * grid * grid
+    return FeatvizError(
+        f"expected at least {need} samples for a {grid}x{grid} grid ({MIN_PER_CELL} per cell), got {got}: {advice}"
+    )
 
 
 def _sample(
