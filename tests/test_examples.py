@@ -3,6 +3,8 @@ the receptive field, shards that merge into the single pass, unreadable files sk
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from click.testing import CliRunner
@@ -118,6 +120,9 @@ def test_cli_examples_writes_patches_and_bad_sources_are_one_line(tmp_path):
     assert out.exit_code == 0, out.output
     strip = featviz.load_image(tmp_path / "ex" / "blocks.6" / "0_top.png")
     assert strip.shape == (3, 64, 128) and strip.std() > 0.01
+    listed = json.loads((tmp_path / "ex" / "examples.json").read_text())
+    assert listed["kind"] == "examples" and listed["images"] == 8  # a run record
+    assert len(listed["layers"]["blocks.6"]["channels"]) == 320
     (tmp_path / "empty").mkdir()
     for args, expected in (
         (["examples", "efficientnet_lite0", "blocks.66"], "unknown layer 'blocks.66'"),

@@ -85,6 +85,7 @@ def test_the_report_opens_in_chromium_with_maps_channels_and_circuit(tmp_path):
     assert "Egyptian cat (285)" in result.output
     numbers = json.loads(out.with_suffix(".json").read_text())
     assert numbers["target"] == {"class": 285, "name": "Egyptian cat"} and len(numbers["positive"]) == 8
+    assert numbers["kind"] == "explain" and numbers["status"] == "done" and "torch" in numbers["versions"]
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
     assert "src='http" not in out.read_text() and "src='/" not in out.read_text()  # self-contained
     with chromium() as browser:

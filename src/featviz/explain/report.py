@@ -517,12 +517,15 @@ def _banner_png(text: str, width: int) -> torch.Tensor:
 
 
 def numbers(e: Explanation) -> dict[str, Any]:
-    """The explanation's numbers (no pictures), as JSON-ready values."""
+    """The explanation's numbers (no pictures), as JSON-ready values: a run record of kind
+    ``explain`` (:func:`~featviz.optvis.record.make_record`: status, seconds, creation time and
+    library versions beside what was explained)."""
+    from featviz.optvis.record import make_record
 
     def channel(ch: Channel) -> dict[str, Any]:
         return {"unit": ch.unit, "contribution": ch.contribution, "source": ch.source}
 
-    return {
+    fields = {
         "model": e.model,
         **e.weights,
         "image": e.source,
@@ -538,8 +541,9 @@ def numbers(e: Explanation) -> dict[str, Any]:
         "deletion": e.deletion,
         "groups": e.groups.to_dict() if e.groups is not None else None,
         "settings": e.settings,
-        "seconds": e.seconds,
+        "times": e.seconds,  # by phase
     }
+    return make_record("explain", fields, seconds=e.seconds.get("total", sum(e.seconds.values())))
 
 
 def write_report(e: Explanation, path: str | Path) -> list[Path]:

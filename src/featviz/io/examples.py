@@ -25,7 +25,10 @@ def write_examples(result: Any, folder: str | Path, side: int = 64) -> list[Path
 
 def summary(result: Any) -> dict[str, Any]:
     """The result as JSON-ready data: per layer and channel, the examples' ids, values and
-    positions, and the statistics."""
+    positions, and the statistics; a run record of kind ``examples``
+    (:func:`~featviz.optvis.record.make_record`: status, seconds, creation time, versions)."""
+    from featviz.optvis.record import make_record
+
     out: dict[str, Any] = {"model": result.model, "source": result.source, "size": result.size, "k": result.k}
     out["images"] = len(result.items)
     out["skipped"] = result.skipped
@@ -36,7 +39,7 @@ def summary(result: Any) -> dict[str, Any]:
             "receptive_field": list(ex.field),
             "channels": [channel_summary(result, name, c) for c in range(ex.channels)],
         }
-    return out
+    return make_record("examples", out, seconds=result.seconds)
 
 
 def channel_summary(result: Any, layer: str, c: int) -> dict[str, Any]:
