@@ -6,6 +6,7 @@ import sys
 import featviz
 
 PUBLIC = [
+    "ActivationAtlas",
     "AtlasResult",
     "CheckpointsResult",
     "Concepts",
@@ -33,6 +34,7 @@ PUBLIC = [
     "UnknownModelError",
     "ZoomResult",
     "across_checkpoints",
+    "activation_atlas",
     "atlas",
     "batched",
     "capture",

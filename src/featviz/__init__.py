@@ -13,6 +13,7 @@ class_logit('hen') - 0.05 * channel('blocks.5', 3)
 """
 
 from featviz import microscope
+from featviz.analysis.activation_atlas import ActivationAtlas, activation_atlas  # registers its records' replay
 from featviz.analysis.concepts import Concepts, concepts
 from featviz.analysis.examples import ExamplesResult, examples
 from featviz.analysis.groups import GroupsResult, groups
@@ -66,6 +67,7 @@ except Exception:  # not installed (a source checkout on sys.path)
     __version__ = "0+unknown"
 
 __all__ = [
+    "ActivationAtlas",
     "AtlasResult",
     "CheckpointsResult",
     "Concepts",
@@ -93,6 +95,7 @@ __all__ = [
     "UnknownModelError",
     "ZoomResult",
     "across_checkpoints",
+    "activation_atlas",
     "atlas",
     "batched",
     "capture",

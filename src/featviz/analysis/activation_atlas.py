@@ -49,6 +49,7 @@ from featviz.optvis.recipes import Recipe, get_recipe
 from featviz.optvis.record import INTEGER, MAPPING, TEXT, make_record, weights_fields
 from featviz.optvis.render import render
 from featviz.optvis.spec import check_recipe
+from featviz.tools.replays import register_replay
 
 MAX_SAMPLES = 20_000  # activation vectors kept at most, whatever the data
 CLASS_SHARE = 0.5  # of a class atlas's drawn positions, the share with the highest attribution kept
@@ -256,6 +257,9 @@ def replay_activation_atlas(
         device=dev,
         progress=progress,
     )
+
+
+register_replay("activation_atlas", replay_activation_atlas)
 
 
 def _spatial(adapter: ModelAdapter, name: str, size: int) -> tuple[int, int, int]:

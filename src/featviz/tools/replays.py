@@ -13,23 +13,6 @@ from featviz.tools.checkpoints import replay_checkpoints
 from featviz.tools.dream import replay_dream
 from featviz.tools.zoom import replay_zoom
 
-
-def replay_activation_atlas(
-    record: dict[str, Any],
-    *,
-    model: Any = None,
-    data: Any = None,
-    out_dir: Any = None,
-    device: Any = None,
-    progress: bool = True,
-) -> Any:
-    """:func:`featviz.analysis.activation_atlas.replay_activation_atlas`, imported when used
-    (the analysis imports its heavier dependencies)."""
-    from featviz.analysis.activation_atlas import replay_activation_atlas as again
-
-    return again(record, model=model, data=data, out_dir=out_dir, device=device, progress=progress)
-
-
 #: The replay of each kind of record (its ``"kind"``), by kind.
 REPLAYS: dict[str, Callable[..., Any]] = {
     "render": render.replay,
@@ -37,8 +20,14 @@ REPLAYS: dict[str, Callable[..., Any]] = {
     "zoom": replay_zoom,
     "atlas": replay_atlas,
     "checkpoints": replay_checkpoints,
-    "activation_atlas": replay_activation_atlas,
 }
+
+
+def register_replay(kind: str, again: Callable[..., Any]) -> None:
+    """Make :func:`replay` replay records of ``kind`` with ``again(record, **objects)``: how a
+    module above this layer adds its own kind (the activation atlas registers itself when
+    imported, as ``import featviz`` does)."""
+    REPLAYS[kind] = again
 
 
 def replay(record: dict[str, Any], **objects: Any) -> Any:
