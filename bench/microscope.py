@@ -476,8 +476,8 @@ def diversity_main(args: argparse.Namespace) -> None:
             for c in channels:
                 objective = diversity_objective(adapter, f"{layer}:{c}", 4)
                 result = featviz.render(adapter, objective, recipe, batch=4, size=128, progress=False)
-                rows_ = trust(adapter, layer, prev, [c] * 4, result.images, found)
-                figures = [r["activation_vs_best_example"] for r in rows_]
+                per_image = trust(adapter, layer, prev, [c] * 4, result.images, found)
+                figures = [r["activation_vs_best_example"] for r in per_image]
                 if None not in figures:
                     trusts.append(statistics.mean(figures))
                 with torch.no_grad(), capture(adapter, [layer]) as cap:

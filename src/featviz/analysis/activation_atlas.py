@@ -46,7 +46,7 @@ from featviz.models.hooks import capture
 from featviz.models.speed import fast_inference
 from featviz.optvis.objectives import direction
 from featviz.optvis.recipes import Recipe, get_recipe
-from featviz.optvis.record import INTEGER, MAPPING, TEXT, make_record, weights_fields
+from featviz.optvis.record import BOOL, INTEGER, MAPPING, TEXT, make_record, weights_fields
 from featviz.optvis.render import render
 from featviz.optvis.spec import check_recipe
 from featviz.tools.replays import register_replay
@@ -203,6 +203,7 @@ _RECORD_FIELDS: dict[str, tuple[str, ...]] = {
     "size": (INTEGER,),
     "grid": (INTEGER,),
     "min_count": (INTEGER,),
+    "fill": (BOOL,),
     "batch": (INTEGER,),
     "device": (TEXT,),
     "load": (MAPPING,),
@@ -227,8 +228,6 @@ def replay_activation_atlas(
     from featviz.optvis.replaying import check_record, replay_device, replay_model
 
     check_record(record, "activation_atlas", _RECORD_FIELDS, optional=("load",))
-    if not isinstance(record.get("fill"), bool):
-        raise FeatvizError(f"the record's activation_atlas.fill is {record.get('fill')!r}: expected true or false")
     if data is None and record["source"] == "items":
         raise FeatvizError("the record's atlas was made from a list of data items: pass the same list again (data=...)")
     source = [*data] if data is not None else items(record["source"])

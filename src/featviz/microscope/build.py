@@ -571,14 +571,14 @@ def _drives(adapter: ModelAdapter, layer: str, units: list[int], found: Any, siz
         return [{} for _ in units]
     images = found.images(range(min(DRIVE_IMAGES, len(found.items)))).to(adapter.device)
     deriv = None
-    tried = _NO_REPEAT.setdefault(adapter.module, set())
-    if layer not in tried:
+    no_repeat = _NO_REPEAT.setdefault(adapter.module, set())
+    if layer not in no_repeat:
         try:
             deriv = _derivative(adapter, layer, units, images, inside=True)
         except RuntimeError:
             deriv = None
         if deriv is None or deriv.shape[0] != len(units) * images.shape[0]:
-            tried.add(layer)
+            no_repeat.add(layer)
             deriv = None
     if deriv is None:
         deriv = _derivative(adapter, layer, units, images.repeat(len(units), 1, 1, 1), inside=False)

@@ -184,8 +184,9 @@ SEARCH_ENTRY = "search.json"
 
 
 def write_search_entry(folder: Path, entry: dict[str, Any]) -> Path:
-    """A concept or atlas folder's entry in the search index (gathered by :func:`write_index`):
-    its ``kind`` (``concepts``, ``atlas``), ``page`` and what a query matches."""
+    """A concept or atlas folder's entry in the search index (gathered by :func:`write_index`
+    by the folder it lies in): its ``page`` and what a query matches (a concept's ``drives``, an
+    atlas's ``name`` and ``target``)."""
     return atomic_write(folder / SEARCH_ENTRY, json.dumps(entry, separators=(",", ":")).encode())
 
 

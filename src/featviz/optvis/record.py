@@ -12,12 +12,14 @@ from featviz.errors import FeatvizError, shorten
 
 #: What a field of a record may hold, by name: checked by :func:`check_fields`.
 NUMBER, INTEGER, TEXT, MAPPING, LIST = "a number", "an integer", "a string", "an object", "a list"
+BOOL = "true or false"
 _KINDS: dict[str, Any] = {
     NUMBER: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
     INTEGER: lambda v: isinstance(v, int) and not isinstance(v, bool),
     TEXT: lambda v: isinstance(v, str),
     MAPPING: lambda v: isinstance(v, dict),
     LIST: lambda v: isinstance(v, list),
+    BOOL: lambda v: isinstance(v, bool),
     "null": lambda v: v is None,
 }
 
@@ -35,7 +37,8 @@ def versions() -> dict[str, str]:
 def check_fields(data: Any, schema: dict[str, tuple[str, ...]], where: str, optional: tuple[str, ...] = ()) -> None:
     """Refuse a record (or a part of one) whose fields are missing or of the wrong kind, in
     one line naming the field: ``schema`` maps each field to the kinds it may hold
-    (:data:`NUMBER`, :data:`INTEGER`, :data:`TEXT`, :data:`MAPPING`, :data:`LIST`, ``"null"``).
+    (:data:`NUMBER`, :data:`INTEGER`, :data:`TEXT`, :data:`MAPPING`, :data:`LIST`, :data:`BOOL`,
+    ``"null"``).
 
     >>> check_fields({"lr": "0.05"}, {"lr": (NUMBER,)}, "recipe")
     Traceback (most recent call last):
